@@ -1,0 +1,197 @@
+"""The media pod's configuration: defaults < YAML file < environment < flags.
+
+One dataclass tree holds every setting. ``--dev`` swaps in embedded
+development defaults (LocalRouter, API key ``devkey`` / secret ``secret``,
+loopback addresses), the way ``livekit-server --dev`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import socket
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEV_API_KEY = "devkey"
+DEV_API_SECRET = "secret"
+ENV_PREFIX = "SWITCHBOARD_"
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or of the wrong type."""
+
+
+@dataclass
+class RtcConfig:
+    """Media transport settings."""
+
+    udp_port: int = 7882
+    bind_ip: str = "0.0.0.0"
+    # The address put in host candidates. hostNetwork pods advertise the node
+    # IP; empty means "the first non-loopback IPv4 address of this host".
+    advertised_ip: str = ""
+
+
+@dataclass
+class RoomDefaults:
+    """Settings of rooms created implicitly by a join."""
+
+    auto_create: bool = True
+    empty_timeout: int = 300      # seconds a room nobody joined stays open
+    departure_timeout: int = 20   # seconds a room stays open after the last one left
+    max_participants: int = 0     # 0 = unlimited
+
+
+@dataclass
+class MediaConfig:
+    """Everything a media pod reads at start."""
+
+    node_id: str = ""
+    region: str = ""
+    grpc_host: str = "0.0.0.0"
+    grpc_port: int = 7880
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = 6789
+    log_level: str = "INFO"
+    keys: dict[str, str] = field(default_factory=dict)  # API key -> secret
+    rtc: RtcConfig = field(default_factory=RtcConfig)
+    room: RoomDefaults = field(default_factory=RoomDefaults)
+    dev: bool = False
+
+    def finalize(self) -> MediaConfig:
+        """Fill derived values and reject settings the pod cannot run with."""
+        if not self.node_id:
+            self.node_id = f"node-{uuid.uuid4().hex[:12]}"
+        if not self.rtc.advertised_ip:
+            self.rtc.advertised_ip = "127.0.0.1" if self.dev else detect_ip()
+        if not self.keys:
+            raise ConfigError("no API keys configured: set keys in the config file, SWITCHBOARD_KEYS, or use --dev")
+        for name, port in (("grpc_port", self.grpc_port), ("metrics_port", self.metrics_port), ("rtc.udp_port", self.rtc.udp_port)):
+            if not 0 <= port <= 65535:
+                raise ConfigError(f"{name} must be a port number, not {port}")
+        return self
+
+
+def detect_ip() -> str:
+    """The source address this host would use toward the outside; loopback if none."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("192.0.2.1", 9))  # TEST-NET: no packet is sent by connect()
+            return sock.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
+
+
+def dev_config() -> MediaConfig:
+    return MediaConfig(
+        node_id="dev",
+        grpc_host="127.0.0.1",
+        metrics_host="127.0.0.1",
+        keys={DEV_API_KEY: DEV_API_SECRET},
+        rtc=RtcConfig(bind_ip="127.0.0.1", advertised_ip="127.0.0.1"),
+        dev=True,
+    )
+
+
+def _merge(obj: Any, values: Mapping[str, Any], where: str) -> None:
+    """Overlay a nested mapping onto a dataclass, checking names and types."""
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        name = key.replace("-", "_")
+        if name not in fields:
+            raise ConfigError(f"{where}: unknown setting {key!r}")
+        current = getattr(obj, name)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}: {key!r} must be a mapping")
+            _merge(current, value, f"{where}.{key}")
+        elif isinstance(current, dict):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}: {key!r} must be a mapping")
+            setattr(obj, name, {str(k): str(v) for k, v in value.items()})
+        else:
+            setattr(obj, name, _coerce(value, type(current), f"{where}.{key}"))
+
+
+def _coerce(value: Any, kind: type, where: str) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("1", "true", "yes", "on"):
+            return True
+        if str(value).lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{where}: expected a boolean, got {value!r}")
+    if kind is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    return str(value)
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """SWITCHBOARD_GRPC_PORT=1, SWITCHBOARD_RTC__UDP_PORT=2, SWITCHBOARD_KEYS="k1: s1, k2: s2"."""
+    values: dict[str, Any] = {}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX) or key in ("SWITCHBOARD_CONFIG", "SWITCHBOARD_API_KEY", "SWITCHBOARD_API_SECRET"):
+            continue
+        path = key[len(ENV_PREFIX) :].lower().split("__")
+        if path == ["keys"]:
+            pairs = [p.split(":", 1) for p in value.split(",") if ":" in p]
+            values["keys"] = {k.strip(): s.strip() for k, s in pairs}
+            continue
+        node = values
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="switchboard-media", description="Switchboard media pod")
+    parser.add_argument("--dev", action="store_true", help="embedded defaults: one node, devkey/secret, loopback")
+    parser.add_argument("--config", type=Path, help="YAML config file (also SWITCHBOARD_CONFIG)")
+    parser.add_argument("--node-id")
+    parser.add_argument("--grpc-port", type=int)
+    parser.add_argument("--metrics-port", type=int)
+    parser.add_argument("--udp-port", type=int)
+    parser.add_argument("--bind-ip")
+    parser.add_argument("--advertised-ip", help="IP put in ICE host candidates (the node IP on hostNetwork)")
+    parser.add_argument("--log-level")
+    return parser
+
+
+def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> MediaConfig:
+    """Build the config from flags, environment and an optional YAML file."""
+    env = os.environ if env is None else env
+    args = build_parser().parse_args(argv)
+    config = dev_config() if args.dev else MediaConfig()
+    path = args.config or (Path(env["SWITCHBOARD_CONFIG"]) if env.get("SWITCHBOARD_CONFIG") else None)
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(f"{path}: top level must be a mapping")
+        _merge(config, loaded, str(path))
+    _merge(config, _from_env(env), "environment")
+    flags = {
+        "node_id": args.node_id,
+        "grpc_port": args.grpc_port,
+        "metrics_port": args.metrics_port,
+        "log_level": args.log_level,
+        "rtc": {k: v for k, v in (("udp_port", args.udp_port), ("bind_ip", args.bind_ip), ("advertised_ip", args.advertised_ip)) if v is not None},
+    }
+    _merge(config, {k: v for k, v in flags.items() if v is not None}, "flags")
+    return config.finalize()

@@ -1,0 +1,128 @@
+"""Every Prometheus metric the media pod exports, named in one place.
+
+Per-packet events are counted in plain integer slots on ``MediaCounters``
+(an attribute increment, no lock, no label lookup) and turned into Prometheus
+counters only when scraped, by ``MediaCollector``. Labels never carry
+unbounded values: node id, packet kind, drop reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+# Why a datagram or packet was dropped: the only values of the `reason` label.
+DROP_REASONS: tuple[str, ...] = (
+    "unknown_first_byte",  # not STUN, DTLS or RTP/RTCP per RFC 7983
+    "stun_malformed",
+    "stun_unknown_ufrag",
+    "stun_unauthorized",
+    "dtls_unknown_peer",   # DTLS from an address no ICE check validated
+    "srtp_unknown_peer",
+    "srtp_not_ready",      # SRTP before the DTLS handshake finished
+    "srtp_auth_failed",
+    "rtp_malformed",
+    "rtcp_malformed",
+    "rtp_unknown_ssrc",
+)
+
+
+class MediaCounters:
+    """Monotonic counters bumped on the hot path; read only at scrape time."""
+
+    __slots__ = (
+        "rtp_packets_in",
+        "rtp_bytes_in",
+        "rtp_packets_out",
+        "rtp_bytes_out",
+        "rtcp_packets_in",
+        "rtcp_packets_out",
+        "plis_sent",
+        "plis_received",
+        "firs_received",
+        "nacks_received",
+        "dtls_handshakes",
+        "dtls_failures",
+        "drops",
+    )
+
+    def __init__(self) -> None:
+        self.rtp_packets_in = 0
+        self.rtp_bytes_in = 0
+        self.rtp_packets_out = 0
+        self.rtp_bytes_out = 0
+        self.rtcp_packets_in = 0
+        self.rtcp_packets_out = 0
+        self.plis_sent = 0
+        self.plis_received = 0
+        self.firs_received = 0
+        self.nacks_received = 0
+        self.dtls_handshakes = 0
+        self.dtls_failures = 0
+        self.drops: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomGauges:
+    """Point-in-time sizes of what the node hosts."""
+
+    rooms: int
+    participants: int
+    published_tracks: int
+    subscribed_tracks: int
+
+
+class MediaCollector(Collector):
+    """Exposes MediaCounters and the node's room gauges as switchboard_* metrics."""
+
+    def __init__(self, node_id: str, counters: MediaCounters, gauges: Callable[[], RoomGauges]) -> None:
+        self._node = node_id
+        self._counters = counters
+        self._gauges = gauges
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        c, node = self._counters, self._node
+
+        def counter(name: str, doc: str, value: int) -> CounterMetricFamily:
+            family = CounterMetricFamily(name, doc, labels=["node"])
+            family.add_metric([node], value)
+            return family
+
+        yield counter("switchboard_rtp_packets_received", "RTP packets received from publishers", c.rtp_packets_in)
+        yield counter("switchboard_rtp_bytes_received", "RTP bytes received from publishers", c.rtp_bytes_in)
+        yield counter("switchboard_rtp_packets_forwarded", "RTP packets sent to subscribers", c.rtp_packets_out)
+        yield counter("switchboard_rtp_bytes_forwarded", "RTP bytes sent to subscribers", c.rtp_bytes_out)
+        yield counter("switchboard_rtcp_packets_received", "RTCP compound packets received", c.rtcp_packets_in)
+        yield counter("switchboard_rtcp_packets_sent", "RTCP compound packets sent", c.rtcp_packets_out)
+        yield counter("switchboard_plis_sent", "Picture loss indications sent to publishers", c.plis_sent)
+        yield counter("switchboard_plis_received", "Picture loss indications from subscribers", c.plis_received)
+        yield counter("switchboard_firs_received", "Full intra requests from subscribers", c.firs_received)
+        yield counter("switchboard_nacks_received", "Generic NACK packets from subscribers", c.nacks_received)
+        yield counter("switchboard_dtls_handshakes", "Completed DTLS-SRTP handshakes", c.dtls_handshakes)
+        yield counter("switchboard_dtls_failures", "Failed DTLS-SRTP handshakes", c.dtls_failures)
+        drops = CounterMetricFamily(
+            "switchboard_packets_dropped", "Datagrams and packets dropped, by reason", labels=["node", "reason"]
+        )
+        for reason, value in c.drops.items():
+            drops.add_metric([node, reason], value)
+        yield drops
+
+        g = self._gauges()
+        for name, doc, value in (
+            ("switchboard_rooms", "Rooms hosted on this node", g.rooms),
+            ("switchboard_participants", "Participants connected to this node", g.participants),
+            ("switchboard_published_tracks", "Tracks published on this node", g.published_tracks),
+            ("switchboard_subscribed_tracks", "DownTracks forwarding on this node", g.subscribed_tracks),
+        ):
+            family = GaugeMetricFamily(name, doc, labels=["node"])
+            family.add_metric([node], value)
+            yield family
+
+
+def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> None:
+    """Start the /metrics HTTP endpoint in a background thread."""
+    start_http_server(port, addr=host, registry=registry)

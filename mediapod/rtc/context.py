@@ -1,0 +1,45 @@
+"""What every PeerConnection on a node shares: UDP port, DTLS identity, counters."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from OpenSSL import SSL
+
+from mediapod.metrics import MediaCounters
+from mediapod.rtc.sdp import LocalParameters
+from mediapod.transport.dtls import DtlsCertificate
+from mediapod.transport.ice import IceLiteAgent
+from mediapod.transport.peer import PeerTransport
+from mediapod.transport.udp import UdpMux
+
+
+def new_sid(prefix: str) -> str:
+    """LiveKit-style ids: a type prefix and random url-safe characters."""
+    return prefix + secrets.token_urlsafe(9).replace("-", "x").replace("_", "y")
+
+
+@dataclass
+class MediaContext:
+    """What every PeerConnection on this node shares: the UDP port, the DTLS identity, counters."""
+
+    node_id: str
+    mux: UdpMux
+    certificate: DtlsCertificate
+    ssl_context: SSL.Context
+    advertised_ip: str
+    udp_port: int
+    counters: MediaCounters
+
+    def new_transport(self) -> PeerTransport:
+        return PeerTransport(self.mux, self.ssl_context)
+
+    def local_parameters(self, ice: IceLiteAgent) -> LocalParameters:
+        return LocalParameters(
+            ice_ufrag=ice.local_ufrag,
+            ice_pwd=ice.local_pwd,
+            fingerprint=self.certificate.fingerprint,
+            candidate_ip=self.advertised_ip,
+            candidate_port=self.udp_port,
+        )

@@ -1,0 +1,102 @@
+"""The rooms one media pod hosts, and the transport resources they share."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from mediapod.config import MediaConfig
+from mediapod.metrics import MediaCounters, RoomGauges
+from mediapod.rtc.context import MediaContext, new_sid
+from mediapod.rtc.errors import ErrorCode, RequestError
+from mediapod.rtc.room import Room, RoomSettings
+from mediapod.transport.dtls import DtlsCertificate
+from mediapod.transport.udp import UdpMux
+
+log = logging.getLogger(__name__)
+
+
+class MediaNode:
+    """Creates, finds and closes the rooms of this node."""
+
+    def __init__(self, config: MediaConfig, context: MediaContext) -> None:
+        self.config = config
+        self.context = context
+        self.rooms: dict[str, Room] = {}
+
+    @classmethod
+    async def start(cls, config: MediaConfig) -> MediaNode:
+        counters = MediaCounters()
+        mux = await UdpMux.listen(config.rtc.bind_ip, config.rtc.udp_port, counters)
+        assert mux.local_address is not None
+        certificate = DtlsCertificate.generate()
+        context = MediaContext(
+            node_id=config.node_id,
+            mux=mux,
+            certificate=certificate,
+            ssl_context=certificate.ssl_context(),
+            advertised_ip=config.rtc.advertised_ip,
+            udp_port=mux.local_address[1],
+            counters=counters,
+        )
+        return cls(config, context)
+
+    def create_room(
+        self,
+        name: str,
+        empty_timeout: int | None = None,
+        departure_timeout: int | None = None,
+        max_participants: int | None = None,
+        metadata: str = "",
+    ) -> Room:
+        """The room of that name, created with these settings if it does not exist yet."""
+        if not name:
+            raise RequestError(ErrorCode.INVALID_ARGUMENT, "room name must not be empty")
+        room = self.rooms.get(name)
+        if room is not None:
+            return room
+        defaults = self.config.room
+        settings = RoomSettings(
+            empty_timeout=defaults.empty_timeout if empty_timeout is None else empty_timeout,
+            departure_timeout=defaults.departure_timeout if departure_timeout is None else departure_timeout,
+            max_participants=defaults.max_participants if max_participants is None else max_participants,
+            metadata=metadata,
+        )
+        room = Room(name, new_sid("RM_"), settings, self.context, on_closed=self._on_room_closed)
+        room.created_at = time.time()
+        self.rooms[name] = room
+        log.info("room %s created", name)
+        return room
+
+    def room_for_join(self, name: str) -> Room:
+        room = self.rooms.get(name)
+        if room is not None:
+            return room
+        if not self.config.room.auto_create:
+            raise RequestError(ErrorCode.NOT_FOUND, f"room {name!r} does not exist and auto-create is off")
+        return self.create_room(name)
+
+    def delete_room(self, name: str) -> None:
+        room = self.rooms.get(name)
+        if room is None:
+            raise RequestError(ErrorCode.NOT_FOUND, f"room {name!r} does not exist")
+        room.close(reason="room deleted")
+
+    def gauges(self) -> RoomGauges:
+        participants = published = subscribed = 0
+        for room in self.rooms.values():
+            participants += len(room.participants)
+            for participant in room.participants.values():
+                published += len(participant.tracks)
+                subscribed += participant.subscriber.downtrack_count
+        return RoomGauges(len(self.rooms), participants, published, subscribed)
+
+    def close(self) -> None:
+        for room in list(self.rooms.values()):
+            room.close(reason="server shutdown")
+        self.context.mux.close()
+
+    def _on_room_closed(self, room: Room) -> None:
+        if self.rooms.get(room.name) is room:
+            del self.rooms[room.name]
+            log.info("room %s closed", room.name)

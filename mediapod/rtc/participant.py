@@ -1,0 +1,301 @@
+"""A participant: its two PeerConnections, its tracks and its subscriptions.
+
+The model speaks to its client through a SignalSink and never touches a wire
+format, so a second signaling front end can drive the same object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from mediapod.rtc.errors import ErrorCode, RequestError
+from mediapod.rtc.context import MediaContext, new_sid
+from mediapod.rtc.publisher import PublisherConnection
+from mediapod.rtc.sdp import AnswerMedia, Codec, MediaDescription, SdpError, parse, select_codec
+from mediapod.rtc.subscriber import SubscriberConnection
+from mediapod.rtc.track import PublishedTrack, TrackAnnouncement
+from mediapod.sfu.receiver import TrackReceiver
+from mediapod.transport.dtls import DtlsState
+
+if TYPE_CHECKING:
+    from mediapod.rtc.room import Room
+
+log = logging.getLogger(__name__)
+
+# Sender/receiver reports go out once a second (RFC 3550 allows 5 % of the
+# session bandwidth; at one compound packet a second we stay far below).
+RTCP_INTERVAL = 1.0
+
+
+class ParticipantState(enum.Enum):
+    JOINING = "joining"
+    JOINED = "joined"
+    ACTIVE = "active"
+    DISCONNECTED = "disconnected"
+
+
+class LeaveReason(enum.Enum):
+    CLIENT_INITIATED = "client_initiated"
+    ROOM_DELETED = "room_deleted"
+    PARTICIPANT_REMOVED = "participant_removed"
+    DUPLICATE_IDENTITY = "duplicate_identity"
+    SERVER_SHUTDOWN = "server_shutdown"
+    TRANSPORT_FAILED = "transport_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    """What a participant's token allows it to do in the room."""
+
+    can_publish: bool = True
+    can_subscribe: bool = True
+    can_publish_data: bool = True
+    hidden: bool = False
+
+
+class SignalSink(Protocol):
+    """Messages from the room model to one participant's client."""
+
+    def send_offer(self, sdp: str) -> None: ...
+    def send_answer(self, sdp: str) -> None: ...
+    def send_track_published(self, cid: str, sid: str, announcement: TrackAnnouncement) -> None: ...
+    def send_track_unpublished(self, track_sid: str) -> None: ...
+    def send_participants_update(self, participants: list[Participant]) -> None: ...
+    def send_mute(self, track_sid: str, muted: bool) -> None: ...
+    def send_leave(self, reason: LeaveReason) -> None: ...
+
+
+@dataclass(slots=True)
+class _PublishPlan:
+    """How one offered m-line will be answered: bound to a track or rejected."""
+
+    media: MediaDescription
+    track: PublishedTrack | None = None      # already published on this mid
+    announcement: tuple[str, str, TrackAnnouncement] | None = None  # (cid, sid, ann) to publish now
+    accept: bool = False
+
+
+class Participant:
+    """One client in a room."""
+
+    def __init__(
+        self,
+        room: Room,
+        context: MediaContext,
+        identity: str,
+        name: str,
+        metadata: str,
+        permission: Permission,
+        auto_subscribe: bool,
+        sink: SignalSink,
+    ) -> None:
+        self.sid = new_sid("PA_")
+        self.identity = identity
+        self.name = name
+        self.metadata = metadata
+        self.permission = permission
+        self.auto_subscribe = auto_subscribe
+        self.joined_at = time.time()
+        self.state = ParticipantState.JOINING
+        self.room = room
+        self.sink = sink
+        self.tracks: dict[str, PublishedTrack] = {}
+        self._announced: dict[str, tuple[str, TrackAnnouncement]] = {}  # cid -> (sid, announcement)
+        self.publisher = PublisherConnection(context, self._on_transport_state)
+        self.subscriber = SubscriberConnection(context, self.sid, sink.send_offer, self._on_transport_state)
+        self._rtcp_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------
+
+    def start(self) -> None:
+        """Called once the client has its join response: begin RTCP, subscribe, announce."""
+        self.state = ParticipantState.JOINED
+        self._rtcp_task = asyncio.get_running_loop().create_task(self._rtcp_loop())
+        if self.auto_subscribe and self.permission.can_subscribe:
+            for track in self.room.published_tracks(exclude=self):
+                self.subscriber.subscribe(track)
+
+    def close(self) -> list[PublishedTrack]:
+        """Stop all media; returns the tracks it published so the room can unpublish them."""
+        self.state = ParticipantState.DISCONNECTED
+        if self._rtcp_task is not None:
+            self._rtcp_task.cancel()
+            self._rtcp_task = None
+        unpublished = list(self.tracks.values())
+        for track in unpublished:
+            track.receiver.close()
+        self.tracks.clear()
+        self.publisher.close()
+        self.subscriber.close()
+        return unpublished
+
+    @property
+    def is_publisher(self) -> bool:
+        return bool(self.tracks)
+
+    # -- requests from the client -----------------------------------------
+
+    def announce_track(self, announcement: TrackAnnouncement) -> str:
+        """Register a track the next offer will carry; returns its sid."""
+        if not self.permission.can_publish:
+            raise RequestError(ErrorCode.PERMISSION_DENIED, "this participant's token does not grant canPublish")
+        if announcement.kind not in ("audio", "video"):
+            raise RequestError(ErrorCode.INVALID_ARGUMENT, f"cannot publish a track of type {announcement.kind!r}")
+        if not announcement.cid:
+            raise RequestError(ErrorCode.INVALID_ARGUMENT, "AddTrackRequest needs a cid (the client track id)")
+        if announcement.cid in self._announced or any(t.announcement.cid == announcement.cid for t in self.tracks.values()):
+            raise RequestError(ErrorCode.INVALID_ARGUMENT, f"track {announcement.cid!r} is already announced")
+        sid = new_sid("TR_")
+        self._announced[announcement.cid] = (sid, announcement)
+        self.sink.send_track_published(announcement.cid, sid, announcement)
+        return sid
+
+    def handle_offer(self, sdp_type: str, text: str) -> None:
+        """Answer the publisher offer; nothing changes unless the whole offer is acceptable."""
+        if sdp_type != "offer":
+            raise RequestError(ErrorCode.INVALID_ARGUMENT, f"expected an SDP offer on the publisher connection, got {sdp_type!r}")
+        try:
+            offer = parse(sdp_type, text)
+        except SdpError as exc:
+            raise RequestError(ErrorCode.INVALID_ARGUMENT, f"invalid SDP offer: {exc}") from None
+        plans = self._plan_offer(offer.media)
+        answers = []
+        new_tracks: list[PublishedTrack] = []
+        removed: list[PublishedTrack] = []
+        by_mid = {t.mid: t for t in self.tracks.values()}
+        for plan in plans:
+            codec = select_codec(plan.media) if plan.accept else None
+            answers.append(AnswerMedia(offer=plan.media, codec=codec))
+            if plan.announcement is not None and codec is not None:
+                cid, sid, ann = plan.announcement
+                del self._announced[cid]
+                new_tracks.append(self._publish(sid, ann, plan.media, codec))
+        offered = {p.media.mid for p in plans if p.accept}
+        for mid, track in by_mid.items():
+            if mid not in offered:
+                removed.append(track)
+        answer = self.publisher.answer(offer, answers)
+        self.sink.send_answer(answer)
+        for track in removed:
+            self.unpublish(track.sid)
+        for track in new_tracks:
+            self.room.on_track_published(self, track)
+
+    def _plan_offer(self, media_list: list[MediaDescription]) -> list[_PublishPlan]:
+        by_mid = {t.mid: t for t in self.tracks.values()}
+        pending = dict(self._announced)
+        plans = []
+        for media in media_list:
+            plan = _PublishPlan(media=media)
+            plans.append(plan)
+            sending = not media.rejected and media.kind in ("audio", "video") and media.direction in ("sendrecv", "sendonly")
+            if not sending:
+                continue
+            if not self.permission.can_publish:
+                raise RequestError(ErrorCode.PERMISSION_DENIED, "this participant's token does not grant canPublish")
+            if media.mid in by_mid:
+                plan.track, plan.accept = by_mid[media.mid], True
+                continue
+            cid = media.msid[1] if media.msid and media.msid[1] in pending else None
+            if cid is None:
+                cid = next((c for c, (_, a) in pending.items() if a.kind == media.kind and not media.msid), None)
+            if cid is None:
+                continue  # nothing announced for this m-line: rejected in the answer
+            sid, announcement = pending.pop(cid)
+            if announcement.kind != media.kind:
+                raise RequestError(
+                    ErrorCode.INVALID_ARGUMENT, f"track {cid!r} was announced as {announcement.kind} but offered as {media.kind}"
+                )
+            if select_codec(media) is None:
+                offered = ", ".join(sorted({c.name for c in media.codecs})) or "none"
+                raise RequestError(
+                    ErrorCode.INVALID_ARGUMENT,
+                    f"m-line {media.mid} offers no codec we forward (offered: {offered}; supported: opus, VP8, H264 packetization-mode=1)",
+                )
+            plan.announcement, plan.accept = (cid, sid, announcement), True
+        return plans
+
+    def _publish(self, sid: str, announcement: TrackAnnouncement, media: MediaDescription, codec: Codec) -> PublishedTrack:
+        ssrcs = media.primary_ssrcs()
+        receiver = TrackReceiver(
+            track_sid=sid,
+            kind=media.kind,
+            mime_type=codec.mime_type(media.kind),
+            clock_rate=codec.clock_rate,
+            ssrc=ssrcs[0] if ssrcs else 0,
+            request_keyframe=self.publisher.request_keyframe,
+        )
+        self.publisher.add_receiver(media, receiver)
+        track = PublishedTrack(
+            sid=sid,
+            announcement=announcement,
+            publisher_sid=self.sid,
+            publisher_identity=self.identity,
+            mid=media.mid,
+            codec=codec,
+            receiver=receiver,
+            muted=announcement.muted,
+        )
+        receiver.set_muted(track.muted)
+        self.tracks[sid] = track
+        return track
+
+    def handle_answer(self, sdp_type: str, text: str) -> None:
+        self.subscriber.handle_answer(sdp_type, text)
+
+    def unpublish(self, track_sid: str) -> None:
+        track = self.tracks.pop(track_sid, None)
+        if track is None:
+            raise RequestError(ErrorCode.NOT_FOUND, f"track {track_sid!r} is not published by this participant")
+        self.publisher.remove_receiver(track.receiver)
+        track.receiver.close()
+        self.sink.send_track_unpublished(track_sid)
+        self.room.on_track_unpublished(self, track)
+
+    def set_track_muted(self, track_sid: str, muted: bool) -> PublishedTrack:
+        track = self.tracks.get(track_sid)
+        if track is None:
+            raise RequestError(ErrorCode.NOT_FOUND, f"track {track_sid!r} is not published by this participant")
+        if track.muted != muted:
+            track.muted = muted
+            track.receiver.set_muted(muted)
+            self.room.broadcast_update(self)
+        return track
+
+    def update_subscriptions(self, track_sids: list[str], subscribe: bool) -> None:
+        if subscribe and not self.permission.can_subscribe:
+            raise RequestError(ErrorCode.PERMISSION_DENIED, "this participant's token does not grant canSubscribe")
+        tracks = []
+        for sid in track_sids:
+            track = self.room.find_track(sid)
+            if track is None:
+                raise RequestError(ErrorCode.NOT_FOUND, f"track {sid!r} is not published in this room")
+            if track.publisher_sid == self.sid:
+                raise RequestError(ErrorCode.INVALID_ARGUMENT, f"track {sid!r} is this participant's own")
+            tracks.append(track)
+        for track in tracks:
+            if subscribe:
+                self.subscriber.subscribe(track)
+            else:
+                self.subscriber.unsubscribe(track.sid)
+
+    # -- events -------------------------------------------------------------
+
+    def _on_transport_state(self, state: DtlsState) -> None:
+        if state == DtlsState.CONNECTED and self.state == ParticipantState.JOINED:
+            self.state = ParticipantState.ACTIVE
+            self.room.broadcast_update(self)
+        elif state in (DtlsState.FAILED, DtlsState.CLOSED) and self.state != ParticipantState.DISCONNECTED:
+            log.info("participant %s transport %s", self.identity, state.value)
+            self.room.remove_participant(self, LeaveReason.TRANSPORT_FAILED)
+
+    async def _rtcp_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RTCP_INTERVAL)
+            self.publisher.send_receiver_report()
+            self.subscriber.send_sender_reports()

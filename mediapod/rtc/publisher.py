@@ -1,0 +1,122 @@
+"""The publisher PeerConnection of a participant: the client offers, we answer.
+
+Incoming RTP is routed to a TrackReceiver by SSRC, learned from the offer's
+``a=ssrc`` lines or, for senders that signal none, from the RFC 8843 mid
+header extension of the first packet.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+
+from mediapod.rtc.context import MediaContext
+from mediapod.rtc.sdp import AnswerMedia, MediaDescription, SessionDescription, write_answer
+from mediapod.rtp.errors import MalformedPacket
+from mediapod.rtp.packet import RtpHeader, get_header_extension
+from mediapod.rtp.rtcp import (
+    PictureLossIndication,
+    ReceiverReport,
+    SenderReport,
+    parse_rtcp,
+)
+from mediapod.sfu.receiver import TrackReceiver
+from mediapod.transport.dtls import DtlsState
+
+
+class PublisherConnection:
+    """Receives a participant's published media and feeds its TrackReceivers."""
+
+    def __init__(self, context: MediaContext, on_state: Callable[[DtlsState], None]) -> None:
+        self._context = context
+        self._counters = context.counters
+        self.transport = context.new_transport()
+        self.transport.on_rtp = self._on_rtp
+        self.transport.on_rtcp = self._on_rtcp
+        self.transport.on_state = on_state
+        self.rtcp_ssrc = secrets.randbits(32) or 1
+        self._by_ssrc: dict[int, TrackReceiver] = {}
+        self._by_mid: dict[str, TrackReceiver] = {}
+        self._mid_extension_id: int | None = None
+
+    def answer(self, offer: SessionDescription, answers: list[AnswerMedia]) -> str:
+        """Apply an offer whose m-lines were already matched to tracks; return our answer."""
+        first = next((a.offer for a in answers if a.codec is not None), None)
+        if first is not None:
+            self.transport.set_remote_parameters(first.ice_ufrag, first.fingerprints)
+        return write_answer(offer, answers, self._context.local_parameters(self.transport.ice))
+
+    def add_receiver(self, media: MediaDescription, receiver: TrackReceiver) -> None:
+        self._by_mid[media.mid] = receiver
+        for ssrc in media.primary_ssrcs():
+            self._by_ssrc[ssrc] = receiver
+        mid_id = media.extension_id("urn:ietf:params:rtp-hdrext:sdes:mid")
+        if mid_id is not None:
+            self._mid_extension_id = mid_id
+
+    def remove_receiver(self, receiver: TrackReceiver) -> None:
+        for table in (self._by_ssrc, self._by_mid):
+            for key in [k for k, r in table.items() if r is receiver]:
+                del table[key]
+
+    def request_keyframe(self, media_ssrc: int) -> None:
+        self.transport.send_rtcp(PictureLossIndication(sender_ssrc=self.rtcp_ssrc, media_ssrc=media_ssrc).serialize())
+        self._counters.plis_sent += 1
+
+    def send_receiver_report(self) -> None:
+        if not self.transport.connected or not self._by_ssrc:
+            return
+        now = time.monotonic()
+        reports = [r.stats.report(ssrc, now) for ssrc, r in self._by_ssrc.items() if r.stats.started]
+        if reports:
+            self.transport.send_rtcp(ReceiverReport(ssrc=self.rtcp_ssrc, reports=reports[:31]).serialize())
+
+    def close(self) -> None:
+        self.transport.close()
+        self._by_ssrc.clear()
+        self._by_mid.clear()
+
+    def _on_rtp(self, packet: bytes) -> None:
+        counters = self._counters
+        try:
+            header = RtpHeader.parse(packet)
+        except MalformedPacket:
+            counters.drops["rtp_malformed"] += 1
+            return
+        receiver = self._by_ssrc.get(header.ssrc)
+        if receiver is None:
+            receiver = self._learn_ssrc(packet, header.ssrc)
+            if receiver is None:
+                counters.drops["rtp_unknown_ssrc"] += 1
+                return
+        counters.rtp_packets_in += 1
+        counters.rtp_bytes_in += len(packet)
+        receiver.on_rtp(packet, header, time.monotonic())
+
+    def _learn_ssrc(self, packet: bytes, ssrc: int) -> TrackReceiver | None:
+        if self._mid_extension_id is None:
+            return None
+        try:
+            mid = get_header_extension(packet, self._mid_extension_id)
+        except MalformedPacket:
+            return None
+        receiver = self._by_mid.get(mid.decode(errors="replace")) if mid else None
+        if receiver is not None and receiver.ssrc == 0:
+            receiver.ssrc = ssrc
+            self._by_ssrc[ssrc] = receiver
+            return receiver
+        return None
+
+    def _on_rtcp(self, data: bytes) -> None:
+        try:
+            packets = parse_rtcp(data)
+        except MalformedPacket:
+            self._counters.drops["rtcp_malformed"] += 1
+            return
+        now = time.monotonic()
+        for packet in packets:
+            if isinstance(packet, SenderReport):
+                receiver = self._by_ssrc.get(packet.ssrc)
+                if receiver is not None:
+                    receiver.stats.on_sender_report(packet, now)

@@ -1,0 +1,177 @@
+"""A room: who is in it, what is published, who receives what, and when it closes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mediapod.rtc.errors import ErrorCode, RequestError
+from mediapod.rtc.participant import LeaveReason, Participant, Permission, SignalSink
+from mediapod.rtc.track import PublishedTrack
+
+if TYPE_CHECKING:
+    from mediapod.rtc.context import MediaContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class RoomSettings:
+    """The knobs of one room (LiveKit's CreateRoomRequest)."""
+
+    empty_timeout: int
+    departure_timeout: int
+    max_participants: int
+    metadata: str = ""
+
+
+class Room:
+    """Participants and their tracks; auto-subscribes and closes itself when idle.
+
+    A room nobody joins closes after ``empty_timeout``; once everyone has
+    left it closes after ``departure_timeout`` (``empty_timeout`` if that is 0).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        sid: str,
+        settings: RoomSettings,
+        context: MediaContext,
+        on_closed: Callable[[Room], None],
+    ) -> None:
+        self.name = name
+        self.sid = sid
+        self.settings = settings
+        self.created_at = time.time()
+        self.participants: dict[str, Participant] = {}
+        self.closed = False
+        self._context = context
+        self._on_closed = on_closed
+        self._ever_joined = False
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._arm_close_timer()
+
+    # -- membership -----------------------------------------------------------
+
+    def join(
+        self,
+        identity: str,
+        name: str,
+        metadata: str,
+        permission: Permission,
+        auto_subscribe: bool,
+        sink: SignalSink,
+    ) -> Participant:
+        """Add a participant; the caller sends its join response, then calls ``participant.start()``."""
+        if self.closed:
+            raise RequestError(ErrorCode.UNAVAILABLE, f"room {self.name!r} is closed")
+        previous = self.participants.get(identity)
+        if previous is not None:
+            self.remove_participant(previous, LeaveReason.DUPLICATE_IDENTITY)
+        limit = self.settings.max_participants
+        if limit and len(self.participants) >= limit:
+            raise RequestError(ErrorCode.RESOURCE_EXHAUSTED, f"room {self.name!r} is full ({limit} participants)")
+        participant = Participant(self, self._context, identity, name, metadata, permission, auto_subscribe, sink)
+        self.participants[identity] = participant
+        self._ever_joined = True
+        self._cancel_close_timer()
+        return participant
+
+    def activate(self, participant: Participant) -> None:
+        """The participant's client has its join response: start it and tell the others."""
+        participant.start()
+        self.broadcast_update(participant)
+
+    def remove_participant(self, participant: Participant, reason: LeaveReason) -> None:
+        if self.participants.get(participant.identity) is not participant:
+            return
+        del self.participants[participant.identity]
+        if reason != LeaveReason.CLIENT_INITIATED:
+            participant.sink.send_leave(reason)
+        for track in participant.close():
+            self._unsubscribe_all(track)
+        self.broadcast_update(participant)
+        log.info("participant %s left room %s (%s)", participant.identity, self.name, reason.value)
+        if not self.participants:
+            self._arm_close_timer()
+
+    # -- tracks ----------------------------------------------------------------
+
+    def published_tracks(self, exclude: Participant | None = None) -> Iterator[PublishedTrack]:
+        for participant in self.participants.values():
+            if participant is not exclude:
+                yield from participant.tracks.values()
+
+    def find_track(self, sid: str) -> PublishedTrack | None:
+        for participant in self.participants.values():
+            track = participant.tracks.get(sid)
+            if track is not None:
+                return track
+        return None
+
+    def on_track_published(self, publisher: Participant, track: PublishedTrack) -> None:
+        for participant in self.participants.values():
+            if participant is not publisher and participant.auto_subscribe and participant.permission.can_subscribe:
+                if participant.state.value in ("joined", "active"):
+                    participant.subscriber.subscribe(track)
+        self.broadcast_update(publisher)
+
+    def on_track_unpublished(self, publisher: Participant, track: PublishedTrack) -> None:
+        self._unsubscribe_all(track)
+        self.broadcast_update(publisher)
+
+    def _unsubscribe_all(self, track: PublishedTrack) -> None:
+        for participant in self.participants.values():
+            participant.subscriber.unsubscribe(track.sid)
+
+    # -- updates ---------------------------------------------------------------
+
+    def broadcast_update(self, participant: Participant) -> None:
+        """Tell everyone else about a participant's state and tracks (hidden ones stay hidden)."""
+        if participant.permission.hidden:
+            return
+        for other in self.participants.values():
+            if other is not participant:
+                other.sink.send_participants_update([participant])
+
+    @property
+    def publisher_count(self) -> int:
+        return sum(1 for p in self.participants.values() if p.is_publisher)
+
+    # -- closing ---------------------------------------------------------------
+
+    def close(self, reason: str) -> None:
+        """Disconnect everyone and stop all media of the room."""
+        if self.closed:
+            return
+        self.closed = True
+        self._cancel_close_timer()
+        leave = LeaveReason.SERVER_SHUTDOWN if reason == "server shutdown" else LeaveReason.ROOM_DELETED
+        for participant in list(self.participants.values()):
+            self.remove_participant(participant, leave)
+        self._cancel_close_timer()
+        self._on_closed(self)
+
+    def _arm_close_timer(self) -> None:
+        self._cancel_close_timer()
+        if self.closed:
+            return
+        timeout = self.settings.empty_timeout
+        if self._ever_joined and self.settings.departure_timeout > 0:
+            timeout = self.settings.departure_timeout
+        self._close_timer = asyncio.get_running_loop().call_later(timeout, self._close_if_empty)
+
+    def _cancel_close_timer(self) -> None:
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+
+    def _close_if_empty(self) -> None:
+        self._close_timer = None
+        if not self.participants:
+            self.close(reason="empty timeout")

@@ -1,0 +1,409 @@
+"""SDP for the SFU: parse peers' offers/answers, write our answers/offers.
+
+The grammar is sdp-transform's; this module turns its loose dicts into a
+typed, validated model and back. Every description we write carries
+``a=ice-lite``, our DTLS fingerprint, one host candidate, rtcp-mux and a
+BUNDLE group, because the media pod serves each PeerConnection on one
+5-tuple (see transport/peer.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sdp_transform
+
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+REPAIRED_RID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
+AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+
+# Codecs forwarded without decoding, by lower-case mime type.
+SUPPORTED_CODECS: frozenset[str] = frozenset({"audio/opus", "video/vp8", "video/h264"})
+# Header extensions a publisher may send us; anything else is not negotiated.
+ACCEPTED_EXTENSIONS: frozenset[str] = frozenset({MID_URI, RID_URI, REPAIRED_RID_URI, AUDIO_LEVEL_URI})
+# RTCP feedback we act on (relay PLI/FIR, answer NACK later, REMB).
+ACCEPTED_FEEDBACK: frozenset[tuple[str, str]] = frozenset(
+    {("nack", ""), ("nack", "pli"), ("ccm", "fir"), ("goog-remb", "")}
+)
+
+_TOKEN = re.compile(r"^[\w+/=.:-]+$")
+
+
+class SdpError(ValueError):
+    """An SDP we cannot use; the message tells the peer what is wrong."""
+
+
+@dataclass(slots=True)
+class Codec:
+    """One payload type of an m-line."""
+
+    payload_type: int
+    name: str
+    clock_rate: int
+    channels: int | None = None
+    fmtp: str = ""
+    feedback: list[tuple[str, str]] = field(default_factory=list)
+
+    def mime_type(self, kind: str) -> str:
+        return f"{kind}/{self.name}"
+
+    def fmtp_params(self) -> dict[str, str]:
+        params: dict[str, str] = {}
+        for item in self.fmtp.split(";"):
+            key, _, value = item.strip().partition("=")
+            if key:
+                params[key.lower()] = value
+        return params
+
+
+@dataclass(slots=True)
+class MediaDescription:
+    """One m-line, reduced to what the SFU uses."""
+
+    kind: str
+    mid: str
+    port: int
+    protocol: str
+    direction: str
+    codecs: list[Codec]
+    extensions: dict[int, str]
+    ssrcs: list[int]
+    ssrc_groups: list[tuple[str, list[int]]]
+    msid: tuple[str, str] | None
+    rids: list[str]
+    ice_ufrag: str
+    ice_pwd: str
+    fingerprints: list[tuple[str, str]]
+    setup: str
+
+    @property
+    def rejected(self) -> bool:
+        return self.port == 0
+
+    def extension_id(self, uri: str) -> int | None:
+        for ext_id, ext_uri in self.extensions.items():
+            if ext_uri == uri:
+                return ext_id
+        return None
+
+    def primary_ssrcs(self) -> list[int]:
+        """SSRCs that carry media, leaving out FID (RTX) and FEC-FR repair streams."""
+        repair = {group[1] for sem, group in self.ssrc_groups if sem in ("FID", "FEC-FR") and len(group) > 1}
+        return [ssrc for ssrc in self.ssrcs if ssrc not in repair]
+
+
+@dataclass(slots=True)
+class SessionDescription:
+    """A parsed offer or answer."""
+
+    type: str
+    media: list[MediaDescription]
+    bundle_mids: list[str]
+
+    def media_by_mid(self, mid: str) -> MediaDescription | None:
+        for media in self.media:
+            if media.mid == mid:
+                return media
+        return None
+
+
+def parse(sdp_type: str, text: str) -> SessionDescription:
+    """Parse and validate an SDP offer/answer from a peer; raises SdpError."""
+    if sdp_type not in ("offer", "answer"):
+        raise SdpError(f"SDP type must be 'offer' or 'answer', not {sdp_type!r}")
+    if not isinstance(text, str) or not text.lstrip().startswith("v=0"):
+        raise SdpError("SDP must start with 'v=0'")
+    try:
+        raw = sdp_transform.parse(text)
+    except Exception as exc:  # noqa: BLE001 - the grammar's regexes fail in many ways
+        raise SdpError(f"SDP does not parse: {exc}") from None
+    raw_media = raw.get("media") or []
+    if not raw_media:
+        raise SdpError("SDP has no m-line")
+    session_fps = _fingerprints(raw)
+    bundle: list[str] = []
+    for group in raw.get("groups") or []:
+        if str(group.get("type")) == "BUNDLE":
+            bundle = str(group.get("mids", "")).split()
+    media = [_parse_media(index, m, raw, session_fps) for index, m in enumerate(raw_media)]
+    mids = [m.mid for m in media]
+    if len(set(mids)) != len(mids):
+        raise SdpError("duplicate a=mid values")
+    return SessionDescription(type=sdp_type, media=media, bundle_mids=bundle)
+
+
+def _fingerprints(section: dict[str, Any]) -> list[tuple[str, str]]:
+    fp = section.get("fingerprint")
+    if isinstance(fp, dict) and fp.get("type") and fp.get("hash"):
+        return [(str(fp["type"]).lower(), str(fp["hash"]))]
+    return []
+
+
+def _parse_media(index: int, m: dict[str, Any], session: dict[str, Any], session_fps: list[tuple[str, str]]) -> MediaDescription:
+    where = f"m-line {index}"
+    kind = m.get("type")
+    if kind not in ("audio", "video", "application"):
+        raise SdpError(f"{where}: unknown media kind {kind!r}")
+    port = m.get("port")
+    if not isinstance(port, int):
+        raise SdpError(f"{where}: bad port")
+    mid = m.get("mid")
+    if mid is None or not _TOKEN.match(str(mid)):
+        raise SdpError(f"{where}: missing or invalid a=mid")
+    ufrag = m.get("iceUfrag") or session.get("iceUfrag")
+    pwd = m.get("icePwd") or session.get("icePwd")
+    fingerprints = _fingerprints(m) or session_fps
+    setup = m.get("setup") or session.get("setup") or ""
+    if port != 0:
+        if not ufrag or not pwd:
+            raise SdpError(f"{where}: missing a=ice-ufrag / a=ice-pwd")
+        if not fingerprints:
+            raise SdpError(f"{where}: missing a=fingerprint")
+    codecs = _parse_codecs(where, kind, m) if kind != "application" else []
+    extensions: dict[int, str] = {}
+    for ext in m.get("ext") or []:
+        ext_id = ext.get("value")
+        if not isinstance(ext_id, int) or not 1 <= ext_id <= 255:
+            raise SdpError(f"{where}: bad a=extmap id {ext_id!r}")
+        extensions[ext_id] = str(ext.get("uri", ""))
+    ssrcs: list[int] = []
+    for line in m.get("ssrcs") or []:
+        ssrc = line.get("id")
+        if not isinstance(ssrc, int) or not 0 <= ssrc < 2**32:
+            raise SdpError(f"{where}: bad a=ssrc {ssrc!r}")
+        if ssrc not in ssrcs:
+            ssrcs.append(ssrc)
+    groups: list[tuple[str, list[int]]] = []
+    for group in m.get("ssrcGroups") or []:
+        try:
+            members = [int(s) for s in str(group.get("ssrcs", "")).split()]
+        except ValueError:
+            raise SdpError(f"{where}: bad a=ssrc-group") from None
+        groups.append((str(group.get("semantics", "")), members))
+    msid = None
+    if m.get("msid"):
+        parts = str(m["msid"]).split()
+        msid = (parts[0], parts[1] if len(parts) > 1 else "")
+    rids = [str(r.get("id")) for r in m.get("rids") or [] if r.get("direction") == "send"]
+    return MediaDescription(
+        kind=kind,
+        mid=str(mid),
+        port=port,
+        protocol=str(m.get("protocol", "")),
+        direction=str(m.get("direction") or "sendrecv"),
+        codecs=codecs,
+        extensions=extensions,
+        ssrcs=ssrcs,
+        ssrc_groups=groups,
+        msid=msid,
+        rids=rids,
+        ice_ufrag=str(ufrag or ""),
+        ice_pwd=str(pwd or ""),
+        fingerprints=fingerprints,
+        setup=str(setup),
+    )
+
+
+def _parse_codecs(where: str, kind: str, m: dict[str, Any]) -> list[Codec]:
+    codecs: dict[int, Codec] = {}
+    for rtp in m.get("rtp") or []:
+        pt = rtp.get("payload")
+        rate = rtp.get("rate")
+        if not isinstance(pt, int) or not 0 <= pt <= 127 or not isinstance(rate, int) or rate <= 0:
+            raise SdpError(f"{where}: bad a=rtpmap")
+        channels = rtp.get("encoding")
+        codecs[pt] = Codec(
+            payload_type=pt,
+            name=str(rtp.get("codec", "")),
+            clock_rate=rate,
+            channels=int(channels) if isinstance(channels, int) or str(channels).isdigit() else None,
+        )
+    for fmtp in m.get("fmtp") or []:
+        codec = codecs.get(fmtp.get("payload"))
+        if codec is not None:
+            codec.fmtp = str(fmtp.get("config", ""))
+    for fb in m.get("rtcpFb") or []:
+        pt = fb.get("payload")
+        targets = codecs.values() if pt == "*" else [codecs[pt]] if pt in codecs else []
+        for codec in targets:
+            codec.feedback.append((str(fb.get("type", "")), str(fb.get("subtype") or "")))
+    # Order follows the m-line's payload list: that is the peer's preference.
+    order: list[int] = []
+    for token in str(m.get("payloads", "")).split():
+        if token.isdigit() and int(token) in codecs:
+            order.append(int(token))
+    return [codecs[pt] for pt in order] + [c for pt, c in codecs.items() if pt not in order]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalParameters:
+    """What every description we write says about our side of the transport."""
+
+    ice_ufrag: str
+    ice_pwd: str
+    fingerprint: str
+    candidate_ip: str
+    candidate_port: int
+
+
+@dataclass(slots=True)
+class AnswerMedia:
+    """Our answer to one offered m-line: the codec we accept, or rejection."""
+
+    offer: MediaDescription
+    codec: Codec | None  # None rejects the m-line (port 0)
+
+
+@dataclass(slots=True)
+class OfferMedia:
+    """One m-line of a subscriber offer: a forwarded track, or an inactive slot."""
+
+    kind: str
+    mid: str
+    codec: Codec
+    ssrc: int = 0
+    cname: str = ""
+    stream_id: str = ""
+    track_id: str = ""
+    active: bool = True
+
+
+def select_codec(media: MediaDescription) -> Codec | None:
+    """The publisher's most preferred codec we can forward, with feedback we support."""
+    for codec in media.codecs:
+        if codec.mime_type(media.kind).lower() not in SUPPORTED_CODECS:
+            continue
+        if codec.name.lower() == "h264" and codec.fmtp_params().get("packetization-mode", "0") != "1":
+            # Mode 0 (single NAL) is legal but browsers send mode 1; one mode
+            # keeps every subscriber's H.264 negotiation identical.
+            continue
+        return Codec(
+            payload_type=codec.payload_type,
+            name=codec.name,
+            clock_rate=codec.clock_rate,
+            channels=codec.channels,
+            fmtp=codec.fmtp,
+            feedback=[fb for fb in codec.feedback if fb in ACCEPTED_FEEDBACK],
+        )
+    return None
+
+
+def write_answer(offer: SessionDescription, answers: Iterable[AnswerMedia], local: LocalParameters) -> str:
+    """Our answer to a publisher offer: recvonly for accepted m-lines, port 0 otherwise."""
+    media = []
+    for answer in answers:
+        off = answer.offer
+        if answer.codec is None or off.kind == "application":
+            media.append(_rejected(off))
+            continue
+        entry = _media_base(off.kind, off.mid, answer.codec, local)
+        entry["direction"] = "recvonly" if off.direction in ("sendrecv", "sendonly") else "inactive"
+        entry["ext"] = [
+            {"value": ext_id, "uri": uri} for ext_id, uri in sorted(off.extensions.items()) if uri in ACCEPTED_EXTENSIONS
+        ]
+        if off.rids:
+            entry["rids"] = [{"id": rid, "direction": "recv"} for rid in off.rids]
+            entry["simulcast"] = {"dir1": "recv", "list1": ";".join(off.rids)}
+        media.append(entry)
+    accepted = [m["mid"] for m in media if m["port"] != 0]
+    return _write_session(media, accepted, 1)
+
+
+def write_offer(slots: Iterable[OfferMedia], local: LocalParameters, session_version: int) -> str:
+    """Our offer on a subscriber PeerConnection: one sendonly m-line per forwarded track.
+
+    session_version must grow with every offer (RFC 3264 section 8).
+    """
+    media = []
+    for slot in slots:
+        entry = _media_base(slot.kind, slot.mid, slot.codec, local)
+        entry["setup"] = "actpass"
+        entry["ext"] = [{"value": 1, "uri": MID_URI}]
+        if slot.active:
+            entry["direction"] = "sendonly"
+            entry["msid"] = f"{slot.stream_id} {slot.track_id}"
+            entry["ssrcs"] = [
+                {"id": slot.ssrc, "attribute": "cname", "value": slot.cname},
+                {"id": slot.ssrc, "attribute": "msid", "value": f"{slot.stream_id} {slot.track_id}"},
+            ]
+        else:
+            entry["direction"] = "inactive"
+        media.append(entry)
+    return _write_session(media, [m["mid"] for m in media], session_version)
+
+
+def _media_base(kind: str, mid: str, codec: Codec, local: LocalParameters) -> dict[str, Any]:
+    rtp: dict[str, Any] = {"payload": codec.payload_type, "codec": codec.name, "rate": codec.clock_rate}
+    if codec.channels:
+        rtp["encoding"] = codec.channels
+    entry: dict[str, Any] = {
+        "type": kind,
+        "port": 9,
+        "protocol": "UDP/TLS/RTP/SAVPF",
+        "payloads": str(codec.payload_type),
+        "connection": {"version": 4, "ip": "0.0.0.0"},
+        "mid": mid,
+        "rtcpMux": "rtcp-mux",
+        "rtp": [rtp],
+        "fmtp": [{"payload": codec.payload_type, "config": codec.fmtp}] if codec.fmtp else [],
+        "rtcpFb": [
+            {"payload": codec.payload_type, "type": fb_type, **({"subtype": sub} if sub else {})}
+            for fb_type, sub in codec.feedback
+        ],
+        "iceUfrag": local.ice_ufrag,
+        "icePwd": local.ice_pwd,
+        "fingerprint": {"type": "sha-256", "hash": local.fingerprint},
+        "setup": "passive",
+        "candidates": [
+            {
+                "foundation": "1",
+                "component": 1,
+                "transport": "udp",
+                "priority": 2130706431,
+                "ip": local.candidate_ip,
+                "port": local.candidate_port,
+                "type": "host",
+            }
+        ],
+        "endOfCandidates": "end-of-candidates",
+    }
+    return entry
+
+
+def _rejected(off: MediaDescription) -> dict[str, Any]:
+    fmt = str(off.codecs[0].payload_type) if off.codecs else ("webrtc-datachannel" if off.kind == "application" else "0")
+    return {
+        "type": off.kind,
+        "port": 0,
+        "protocol": off.protocol or "UDP/TLS/RTP/SAVPF",
+        "payloads": fmt,
+        "connection": {"version": 4, "ip": "0.0.0.0"},
+        "mid": off.mid,
+        "direction": "inactive",
+    }
+
+
+def _write_session(media: list[dict[str, Any]], bundle: list[str], session_version: int) -> str:
+    session: dict[str, Any] = {
+        "version": 0,
+        "origin": {
+            "username": "-",
+            "sessionId": 1,
+            "sessionVersion": session_version,
+            "netType": "IN",
+            "ipVer": 4,
+            "address": "127.0.0.1",
+        },
+        "name": "-",
+        "timing": {"start": 0, "stop": 0},
+        "icelite": "ice-lite",
+        "msidSemantic": {"semantic": "WMS", "token": "*"},
+        "media": media,
+    }
+    if bundle:
+        session["groups"] = [{"type": "BUNDLE", "mids": " ".join(bundle)}]
+    return sdp_transform.write(session)

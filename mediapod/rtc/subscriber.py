@@ -1,0 +1,238 @@
+"""The subscriber PeerConnection of a participant: we offer, the client answers.
+
+Each subscribed track gets an m-line (a slot) and a DownTrack. Changes are
+batched into offers one at a time: while an offer waits for its answer,
+further changes only mark the connection dirty, and the next offer goes out
+when the answer arrives (the "perfect negotiation" discipline of a single
+offerer). Unsubscribed slots stay in the SDP as inactive m-lines, because
+m-lines can never be removed from a session.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mediapod.rtc.errors import ErrorCode, RequestError
+from mediapod.rtc.context import MediaContext
+from mediapod.rtc.sdp import Codec, OfferMedia, SdpError, parse, write_offer
+from mediapod.rtc.track import PublishedTrack
+from mediapod.rtp.errors import MalformedPacket
+from mediapod.rtp.rtcp import (
+    FullIntraRequest,
+    Nack,
+    PictureLossIndication,
+    SdesChunk,
+    SourceDescription,
+    parse_rtcp,
+    serialize_compound,
+)
+from mediapod.sfu.downtrack import DownTrack
+from mediapod.transport.dtls import DtlsState
+
+log = logging.getLogger(__name__)
+
+# First dynamic payload types we hand out per kind on a subscriber connection.
+_FIRST_PAYLOAD_TYPE = {"audio": 111, "video": 96}
+
+
+@dataclass(slots=True)
+class Slot:
+    """One m-line of the subscriber offer."""
+
+    mid: str
+    kind: str
+    codec: Codec
+    track: PublishedTrack | None
+    downtrack: DownTrack | None
+    negotiated: bool = False  # the client's answer accepted this slot's current track
+
+
+class SubscriberConnection:
+    """Sends a participant the tracks it subscribes to."""
+
+    def __init__(
+        self,
+        context: MediaContext,
+        cname: str,
+        send_offer: Callable[[str], None],
+        on_state: Callable[[DtlsState], None],
+    ) -> None:
+        self._context = context
+        self._counters = context.counters
+        self._cname = cname
+        self._send_offer = send_offer
+        self._on_state = on_state
+        self.transport = context.new_transport()
+        self.transport.on_rtcp = self._on_rtcp
+        self.transport.on_state = self._on_transport_state
+        self._slots: list[Slot] = []
+        self._by_track: dict[str, Slot] = {}
+        self._by_ssrc: dict[int, Slot] = {}
+        self._payload_types: dict[tuple[str, str, str], int] = {}
+        self._offer_pending = False
+        self._dirty = False
+        self._session_version = 1
+
+    @property
+    def downtrack_count(self) -> int:
+        return len(self._by_track)
+
+    def subscribed_track_sids(self) -> list[str]:
+        return list(self._by_track)
+
+    def subscribe(self, track: PublishedTrack) -> None:
+        if track.sid in self._by_track:
+            return
+        codec = self._codec_for(track)
+        downtrack = DownTrack(
+            kind=track.kind,
+            payload_type=codec.payload_type,
+            clock_rate=codec.clock_rate,
+            send=self.transport.send_rtp,
+            is_keyframe=track.receiver.is_keyframe,
+            request_keyframe=track.receiver.request_keyframe,
+            cname=self._cname,
+        )
+        slot = Slot(mid=str(len(self._slots)), kind=track.kind, codec=codec, track=track, downtrack=downtrack)
+        self._slots.append(slot)
+        self._by_track[track.sid] = slot
+        self._by_ssrc[downtrack.ssrc] = slot
+        track.receiver.add_downtrack(downtrack)
+        self._negotiate()
+
+    def unsubscribe(self, track_sid: str) -> None:
+        slot = self._by_track.pop(track_sid, None)
+        if slot is None:
+            return
+        assert slot.track is not None and slot.downtrack is not None
+        slot.track.receiver.remove_downtrack(slot.downtrack)
+        slot.downtrack.close()
+        self._by_ssrc.pop(slot.downtrack.ssrc, None)
+        slot.track = None
+        slot.downtrack = None
+        slot.negotiated = False
+        self._negotiate()
+
+    def handle_answer(self, sdp_type: str, text: str) -> None:
+        if not self._offer_pending:
+            raise RequestError(ErrorCode.FAILED_PRECONDITION, "no subscriber offer is waiting for an answer")
+        try:
+            answer = parse(sdp_type, text)
+        except SdpError as exc:
+            raise RequestError(ErrorCode.INVALID_ARGUMENT, f"invalid subscriber answer: {exc}") from None
+        if sdp_type != "answer":
+            raise RequestError(ErrorCode.INVALID_ARGUMENT, "expected an SDP answer on the subscriber connection")
+        first = next((m for m in answer.media if not m.rejected), None)
+        if first is None:
+            raise RequestError(ErrorCode.INVALID_ARGUMENT, "the subscriber answer rejects every m-line")
+        self.transport.set_remote_parameters(first.ice_ufrag, first.fingerprints)
+        self._offer_pending = False
+        for slot in self._slots:
+            media = answer.media_by_mid(slot.mid)
+            slot.negotiated = (
+                slot.track is not None and media is not None and not media.rejected and media.direction in ("recvonly", "sendrecv")
+            )
+        self._bind_ready()
+        if self._dirty:
+            self._negotiate()
+
+    def send_sender_reports(self) -> None:
+        if not self.transport.connected:
+            return
+        reports = []
+        chunks = []
+        for slot in self._slots:
+            if slot.downtrack is None:
+                continue
+            sr = slot.downtrack.sender_report()
+            if sr is not None:
+                reports.append(sr)
+                chunks.append(SdesChunk(ssrc=sr.ssrc, items=[(1, self._cname.encode())]))
+        if reports:
+            self.transport.send_rtcp(serialize_compound([*reports, SourceDescription(chunks=chunks)]))
+
+    def close(self) -> None:
+        for slot in self._slots:
+            if slot.track is not None and slot.downtrack is not None:
+                slot.track.receiver.remove_downtrack(slot.downtrack)
+                slot.downtrack.close()
+        self._slots.clear()
+        self._by_track.clear()
+        self._by_ssrc.clear()
+        self.transport.close()
+
+    def _codec_for(self, track: PublishedTrack) -> Codec:
+        source = track.codec
+        key = (track.kind, source.name.lower(), source.fmtp)
+        pt = self._payload_types.get(key)
+        if pt is None:
+            used = set(self._payload_types.values())
+            pt = _FIRST_PAYLOAD_TYPE[track.kind]
+            while pt in used:
+                pt += 1
+            self._payload_types[key] = pt
+        return Codec(pt, source.name, source.clock_rate, source.channels, source.fmtp, list(source.feedback))
+
+    def _negotiate(self) -> None:
+        if self._offer_pending:
+            self._dirty = True
+            return
+        if not self._slots:
+            return
+        self._dirty = False
+        self._offer_pending = True
+        self._session_version += 1
+        slots = []
+        for slot in self._slots:
+            track = slot.track
+            slots.append(
+                OfferMedia(
+                    kind=slot.kind,
+                    mid=slot.mid,
+                    codec=slot.codec,
+                    ssrc=slot.downtrack.ssrc if slot.downtrack else 0,
+                    cname=self._cname,
+                    stream_id=track.publisher_sid if track else "",
+                    track_id=track.sid if track else "",
+                    active=track is not None,
+                )
+            )
+        self._send_offer(write_offer(slots, self._context.local_parameters(self.transport.ice), self._session_version))
+
+    def _bind_ready(self) -> None:
+        if not self.transport.connected:
+            return
+        for slot in self._slots:
+            if slot.negotiated and slot.downtrack is not None:
+                slot.downtrack.bind()
+
+    def _on_transport_state(self, state: DtlsState) -> None:
+        if state == DtlsState.CONNECTED:
+            self._bind_ready()
+        self._on_state(state)
+
+    def _on_rtcp(self, data: bytes) -> None:
+        try:
+            packets = parse_rtcp(data)
+        except MalformedPacket:
+            self._counters.drops["rtcp_malformed"] += 1
+            return
+        counters = self._counters
+        for packet in packets:
+            if isinstance(packet, PictureLossIndication):
+                counters.plis_received += 1
+                self._request_keyframe(packet.media_ssrc)
+            elif isinstance(packet, FullIntraRequest):
+                counters.firs_received += 1
+                for ssrc, _ in packet.entries:
+                    self._request_keyframe(ssrc)
+            elif isinstance(packet, Nack):
+                # Counted now; answered from the packet cache with the sequencer.
+                counters.nacks_received += 1
+
+    def _request_keyframe(self, ssrc: int) -> None:
+        slot = self._by_ssrc.get(ssrc)
+        if slot is not None and slot.track is not None:
+            slot.track.receiver.request_keyframe()

@@ -1,0 +1,160 @@
+"""The receive side of one published track: reception statistics and fan-out.
+
+A TrackReceiver sees every RTP packet of its track once, updates the numbers a
+receiver report needs (RFC 3550 A.3, A.8), and hands the packet to each
+DownTrack. Keyframe requests toward the publisher go through here so they are
+throttled per track, whoever asks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from mediapod.rtp.codecs import KEYFRAME_DETECTORS
+from mediapod.rtp.packet import RtpHeader
+from mediapod.rtp.rtcp import ReceptionReport, SenderReport, ntp_middle32
+
+if TYPE_CHECKING:
+    from mediapod.sfu.downtrack import DownTrack
+
+# One keyframe request per track per half second (LiveKit's throttle): a burst
+# of subscribers joining or losing packets must not make the encoder emit a
+# keyframe per request.
+KEYFRAME_REQUEST_INTERVAL = 0.5
+
+
+class ReceptionStats:
+    """Sequence and jitter bookkeeping for receiver reports (RFC 3550 A.1, A.8)."""
+
+    __slots__ = (
+        "clock_rate", "base_seq", "max_seq", "cycles", "received", "expected_prior", "received_prior",
+        "jitter", "_last_transit", "last_sr_ntp", "last_sr_at", "started",
+    )
+
+    def __init__(self, clock_rate: int) -> None:
+        self.clock_rate = clock_rate
+        self.base_seq = 0
+        self.max_seq = 0
+        self.cycles = 0
+        self.received = 0
+        self.expected_prior = 0
+        self.received_prior = 0
+        self.jitter = 0.0
+        self._last_transit: float | None = None
+        self.last_sr_ntp = 0
+        self.last_sr_at = 0.0
+        self.started = False
+
+    def update(self, seq: int, timestamp: int, arrival: float) -> None:
+        if not self.started:
+            self.started = True
+            self.base_seq = self.max_seq = seq
+        else:
+            delta = (seq - self.max_seq) & 0xFFFF
+            if 0 < delta < 0x8000:
+                if seq < self.max_seq:
+                    self.cycles += 0x10000
+                self.max_seq = seq
+        self.received += 1
+        transit = arrival * self.clock_rate - timestamp
+        if self._last_transit is not None:
+            d = abs(transit - self._last_transit)
+            self.jitter += (d - self.jitter) / 16.0
+        self._last_transit = transit
+
+    def on_sender_report(self, sr: SenderReport, now: float) -> None:
+        self.last_sr_ntp = sr.ntp_timestamp
+        self.last_sr_at = now
+
+    def report(self, ssrc: int, now: float) -> ReceptionReport:
+        """A report block for ssrc; advances the interval used for fraction lost."""
+        extended_max = self.cycles + self.max_seq
+        expected = extended_max - self.base_seq + 1
+        lost = max(min(expected - self.received, 0x7FFFFF), -0x800000)
+        expected_interval = expected - self.expected_prior
+        received_interval = self.received - self.received_prior
+        self.expected_prior, self.received_prior = expected, self.received
+        lost_interval = expected_interval - received_interval
+        fraction = 0 if expected_interval <= 0 or lost_interval <= 0 else (lost_interval << 8) // expected_interval
+        dlsr = int((now - self.last_sr_at) * 65536) if self.last_sr_ntp else 0
+        return ReceptionReport(
+            ssrc=ssrc,
+            fraction_lost=min(fraction, 255),
+            packets_lost=lost,
+            highest_sequence=extended_max & 0xFFFFFFFF,
+            jitter=int(self.jitter),
+            lsr=ntp_middle32(self.last_sr_ntp) if self.last_sr_ntp else 0,
+            dlsr=dlsr & 0xFFFFFFFF,
+        )
+
+
+class TrackReceiver:
+    """Fan-out point of one published track (one SSRC; simulcast layers come later)."""
+
+    def __init__(
+        self,
+        track_sid: str,
+        kind: str,
+        mime_type: str,
+        clock_rate: int,
+        ssrc: int,
+        request_keyframe: Callable[[int], None],
+    ) -> None:
+        self.track_sid = track_sid
+        self.kind = kind
+        self.mime_type = mime_type
+        self.clock_rate = clock_rate
+        self.ssrc = ssrc
+        self.is_keyframe = KEYFRAME_DETECTORS.get(mime_type.lower())
+        self.stats = ReceptionStats(clock_rate)
+        self._downtracks: tuple[DownTrack, ...] = ()
+        self._send_keyframe_request = request_keyframe
+        self._last_keyframe_request = 0.0
+        self.muted = False
+
+    @property
+    def downtracks(self) -> tuple[DownTrack, ...]:
+        return self._downtracks
+
+    def add_downtrack(self, downtrack: DownTrack) -> None:
+        # A tuple swapped on change keeps per-packet iteration allocation-free
+        # and safe against subscribers joining mid-iteration.
+        self._downtracks = (*self._downtracks, downtrack)
+
+    def remove_downtrack(self, downtrack: DownTrack) -> None:
+        self._downtracks = tuple(d for d in self._downtracks if d is not downtrack)
+
+    def on_rtp(self, packet: bytes, header: RtpHeader, arrival: float) -> None:
+        self.stats.update(header.sequence_number, header.timestamp, arrival)
+        if self.muted:
+            return
+        for downtrack in self._downtracks:
+            downtrack.write(packet, header)
+
+    def set_muted(self, muted: bool) -> None:
+        """Stop fan-out while muted; on unmute every DownTrack resumes on a keyframe."""
+        if muted == self.muted:
+            return
+        self.muted = muted
+        if not muted:
+            for downtrack in self._downtracks:
+                downtrack.resume_on_keyframe()
+            self.request_keyframe()
+
+    def request_keyframe(self) -> bool:
+        """Ask the publisher for a keyframe unless one was asked for very recently."""
+        if self.is_keyframe is None:
+            return False
+        now = time.monotonic()
+        if now - self._last_keyframe_request < KEYFRAME_REQUEST_INTERVAL:
+            return False
+        self._last_keyframe_request = now
+        self._send_keyframe_request(self.ssrc)
+        return True
+
+    def close(self) -> None:
+        for downtrack in self._downtracks:
+            downtrack.close()
+        self._downtracks = ()

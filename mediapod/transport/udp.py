@@ -1,0 +1,112 @@
+"""One UDP socket per port, shared by every peer, demultiplexed per RFC 7983.
+
+First byte 0-3 is STUN, 20-63 DTLS, 128-191 RTP/RTCP; anything else is
+counted and dropped. STUN is routed by the ufrag in USERNAME (the only way to
+know a new peer), DTLS and SRTP by the source address that a binding request
+authenticated. Unauthenticated addresses never reach DTLS or SRTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import TYPE_CHECKING
+
+from mediapod.metrics import MediaCounters
+from mediapod.transport.ice import Address, MalformedStun, local_ufrag_of, parse_stun
+
+if TYPE_CHECKING:
+    from mediapod.transport.peer import PeerTransport
+
+
+class UdpMux(asyncio.DatagramProtocol):
+    """The media pod's UDP port: routes datagrams to PeerTransports."""
+
+    def __init__(self, counters: MediaCounters) -> None:
+        self.counters = counters
+        self._by_ufrag: dict[str, PeerTransport] = {}
+        self._by_addr: dict[Address, PeerTransport] = {}
+        self._transport: asyncio.DatagramTransport | None = None
+        self.local_address: Address | None = None
+
+    @classmethod
+    async def listen(cls, host: str, port: int, counters: MediaCounters) -> UdpMux:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+        sock.bind((host, port))
+        _, mux = await loop.create_datagram_endpoint(lambda: cls(counters), sock=sock)
+        return mux
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self._transport = transport
+        self.local_address = transport.get_extra_info("sockname")[:2]
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def register(self, peer: PeerTransport) -> None:
+        self._by_ufrag[peer.ice.local_ufrag] = peer
+
+    def unregister(self, peer: PeerTransport) -> None:
+        self._by_ufrag.pop(peer.ice.local_ufrag, None)
+        for addr in [a for a, p in self._by_addr.items() if p is peer]:
+            del self._by_addr[addr]
+
+    def sendto(self, data: bytes, addr: Address) -> None:
+        if self._transport is not None:
+            self._transport.sendto(data, addr)
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:  # type: ignore[override]
+        if not data:
+            self.counters.drops["unknown_first_byte"] += 1
+            return
+        first = data[0]
+        if first >= 128:
+            if first > 191:
+                self.counters.drops["unknown_first_byte"] += 1
+                return
+            peer = self._by_addr.get(addr)
+            if peer is None:
+                self.counters.drops["srtp_unknown_peer"] += 1
+                return
+            peer.on_srtp(data)
+        elif first < 4:
+            self._on_stun(data, addr)
+        elif 20 <= first <= 63:
+            peer = self._by_addr.get(addr)
+            if peer is None:
+                self.counters.drops["dtls_unknown_peer"] += 1
+                return
+            peer.on_dtls(data)
+        else:
+            self.counters.drops["unknown_first_byte"] += 1
+
+    def _on_stun(self, data: bytes, addr: Address) -> None:
+        try:
+            message = parse_stun(data)
+        except MalformedStun:
+            self.counters.drops["stun_malformed"] += 1
+            return
+        ufrag = local_ufrag_of(message)
+        peer = self._by_ufrag.get(ufrag) if ufrag else None
+        if peer is None:
+            self.counters.drops["stun_unknown_ufrag"] += 1
+            return
+        result = peer.ice.handle_request(message, addr)
+        if result is None:
+            self.counters.drops["stun_malformed"] += 1
+            return
+        self.sendto(result.response, addr)
+        if result.ok:
+            self._by_addr[addr] = peer
+            peer.on_checked(addr, result.nominated)
+        else:
+            self.counters.drops["stun_unauthorized"] += 1
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable from a vanished peer; consent expiry handles it.
+        pass
