@@ -123,6 +123,7 @@ class MediaCollector(Collector):
             yield family
 
 
-def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> None:
-    """Start the /metrics HTTP endpoint in a background thread."""
-    start_http_server(port, addr=host, registry=registry)
+def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> int:
+    """Start the /metrics HTTP endpoint in a background thread; returns the bound port."""
+    server, _ = start_http_server(port, addr=host, registry=registry)
+    return int(server.server_port)

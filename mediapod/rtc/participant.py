@@ -291,7 +291,12 @@ class Participant:
             self.state = ParticipantState.ACTIVE
             self.room.broadcast_update(self)
         elif state in (DtlsState.FAILED, DtlsState.CLOSED) and self.state != ParticipantState.DISCONNECTED:
-            log.info("participant %s transport %s", self.identity, state.value)
+            log.info(
+                "participant %s transport %s %s",
+                self.identity,
+                state.value,
+                self.publisher.transport.failure or self.subscriber.transport.failure,
+            )
             self.room.remove_participant(self, LeaveReason.TRANSPORT_FAILED)
 
     async def _rtcp_loop(self) -> None:

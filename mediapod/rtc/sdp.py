@@ -362,7 +362,7 @@ def _media_base(kind: str, mid: str, codec: Codec, local: LocalParameters) -> di
             {
                 "foundation": "1",
                 "component": 1,
-                "transport": "udp",
+                "protocol": "udp",
                 "priority": 2130706431,
                 "ip": local.candidate_ip,
                 "port": local.candidate_port,

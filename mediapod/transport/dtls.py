@@ -65,7 +65,7 @@ class DtlsCertificate:
 
     def ssl_context(self) -> SSL.Context:
         ctx = SSL.Context(SSL.DTLS_METHOD)
-        ctx.set_options(SSL.OP_NO_TICKET | SSL.OP_NO_QUERY_MTU)
+        ctx.set_options(SSL.OP_NO_TICKET)
         # Any certificate is accepted by OpenSSL; trust comes from comparing it
         # with the fingerprint signaled in SDP once the handshake completes.
         ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, lambda *args: True)

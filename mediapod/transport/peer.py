@@ -53,6 +53,11 @@ class PeerTransport:
         return self._srtp is not None and not self._closed
 
     @property
+    def failure(self) -> str:
+        """Why the DTLS association failed, if it did."""
+        return self._dtls.failure if self._dtls is not None else ""
+
+    @property
     def srtp_profile_name(self) -> str:
         return self._srtp.profile.openssl_name.decode() if self._srtp else ""
 

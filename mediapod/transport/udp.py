@@ -40,8 +40,7 @@ class UdpMux(asyncio.DatagramProtocol):
         return mux
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self._transport = transport
+        self._transport = transport  # type: ignore[assignment]
         self.local_address = transport.get_extra_info("sockname")[:2]
 
     def close(self) -> None:

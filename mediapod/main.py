@@ -1,0 +1,91 @@
+"""`switchboard-media`: run one media pod (``--dev`` for a laptop, no cluster)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+import grpc
+from prometheus_client import CollectorRegistry
+
+from mediapod import auth
+from mediapod.config import DEV_API_KEY, DEV_API_SECRET, ConfigError, MediaConfig, load_config
+from mediapod.metrics import MediaCollector, serve_metrics
+from mediapod.protocol import room_service_pb2_grpc, signal_pb2_grpc
+from mediapod.routing.local import LocalRouter
+from mediapod.rtc.node import MediaNode
+from mediapod.signal.grpc_service import RoomServicer, SignalServicer
+
+log = logging.getLogger("mediapod")
+
+# Time given to participants to receive their leave before the process exits.
+SHUTDOWN_GRACE = 2.0
+
+
+async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None:
+    """Run the media pod until cancelled or signalled."""
+    node = await MediaNode.start(config)
+    router = LocalRouter(config.node_id)
+    verifier = auth.TokenVerifier(config.keys)
+
+    registry = CollectorRegistry()
+    registry.register(MediaCollector(config.node_id, node.context.counters, node.gauges))
+    metrics_port = serve_metrics(registry, config.metrics_host, config.metrics_port)
+
+    server = grpc.aio.server()
+    signal_pb2_grpc.add_SignalServicer_to_server(SignalServicer(node, router, verifier), server)
+    room_service_pb2_grpc.add_RoomServiceServicer_to_server(RoomServicer(node, verifier), server)
+    grpc_port = server.add_insecure_port(f"{config.grpc_host}:{config.grpc_port}")
+    await server.start()
+
+    print_banner(config, grpc_port, node.context.udp_port, metrics_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        node.close()
+        await server.stop(SHUTDOWN_GRACE)
+
+
+def print_banner(config: MediaConfig, grpc_port: int, udp_port: int, metrics_port: int) -> None:
+    """Tell the user what to connect to, the way `livekit-server --dev` does."""
+    lines = [
+        f"switchboard media pod {config.node_id} is up",
+        f"  signaling (gRPC):  {config.grpc_host}:{grpc_port}",
+        f"  media (UDP):       {config.rtc.bind_ip}:{udp_port}, advertised as {config.rtc.advertised_ip}",
+        f"  metrics:           http://{config.metrics_host}:{metrics_port}/metrics",
+    ]
+    if config.dev:
+        lines += [
+            f"  API key / secret:  {DEV_API_KEY} / {DEV_API_SECRET}  (dev mode: do not expose this pod)",
+            f"  a token:           sbctl token create --api-key {DEV_API_KEY} --api-secret {DEV_API_SECRET} "
+            "--room my-room --identity me",
+        ]
+    print("\n".join(lines), flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        config = load_config(argv)
+    except ConfigError as exc:
+        print(f"switchboard-media: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(serve(config))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,327 @@
+"""gRPC front end: the Signal stream per participant and the RoomService API.
+
+Failures to join end the stream with a status (UNAUTHENTICATED for a token
+that does not verify, PERMISSION_DENIED for one that does not allow this).
+Once joined, a bad request is answered with an ErrorResponse carrying the
+request id and the session stays up, so one malformed offer cannot cost a
+participant its media.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import NoReturn
+
+import grpc
+
+from mediapod import auth
+from mediapod.protocol import room_service_pb2, room_service_pb2_grpc, signal_pb2, signal_pb2_grpc
+from mediapod.rtc.errors import ErrorCode, RequestError
+from mediapod.rtc.node import MediaNode
+from mediapod.rtc.participant import LeaveReason, Participant, Permission
+from mediapod.rtc.room import Room
+from mediapod.rtc.track import TrackAnnouncement
+from mediapod.routing.router import Router
+from mediapod.signal import convert
+
+log = logging.getLogger(__name__)
+
+SERVER_VERSION = "0.1.0"
+# A client has this long after opening the stream to send its JoinRequest.
+JOIN_TIMEOUT = 10.0
+
+
+def status_of(code: ErrorCode) -> grpc.StatusCode:
+    return grpc.StatusCode[code.value]
+
+
+class QueueSink:
+    """SignalSink that queues protobuf responses for the stream's writer task."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[signal_pb2.SignalResponse | None] = asyncio.Queue()
+        self._ended = False
+
+    def _put(self, response: signal_pb2.SignalResponse) -> None:
+        if not self._ended:
+            self.queue.put_nowait(response)
+
+    def end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self.queue.put_nowait(None)
+
+    def send_offer(self, sdp: str) -> None:
+        self._put(signal_pb2.SignalResponse(offer=signal_pb2.SessionDescription(type="offer", sdp=sdp)))
+
+    def send_answer(self, sdp: str) -> None:
+        self._put(signal_pb2.SignalResponse(answer=signal_pb2.SessionDescription(type="answer", sdp=sdp)))
+
+    def send_track_published(self, cid: str, sid: str, announcement: TrackAnnouncement) -> None:
+        info = convert.announced_track_info(sid, announcement)
+        self._put(signal_pb2.SignalResponse(track_published=signal_pb2.TrackPublishedResponse(cid=cid, track=info)))
+
+    def send_track_unpublished(self, track_sid: str) -> None:
+        self._put(signal_pb2.SignalResponse(track_unpublished=signal_pb2.TrackUnpublishedResponse(track_sid=track_sid)))
+
+    def send_participants_update(self, participants: list[Participant]) -> None:
+        update = signal_pb2.ParticipantUpdate(participants=[convert.participant_info(p) for p in participants])
+        self._put(signal_pb2.SignalResponse(update=update))
+
+    def send_mute(self, track_sid: str, muted: bool) -> None:
+        self._put(signal_pb2.SignalResponse(mute=signal_pb2.MuteTrackRequest(sid=track_sid, muted=muted)))
+
+    def send_leave(self, reason: LeaveReason) -> None:
+        self._put(signal_pb2.SignalResponse(leave=signal_pb2.LeaveRequest(reason=convert.LEAVE_REASONS[reason])))
+        self.end()
+
+    def send_pong(self, ping_timestamp: int) -> None:
+        pong = signal_pb2.Pong(last_ping_timestamp=ping_timestamp, timestamp=int(time.time() * 1000))
+        self._put(signal_pb2.SignalResponse(pong=pong))
+
+    def send_error(self, request_id: int, code: ErrorCode, message: str) -> None:
+        error = signal_pb2.ErrorResponse(request_id=request_id, code=status_of(code).value[0], message=message)
+        self._put(signal_pb2.SignalResponse(error=error))
+
+
+class SignalServicer(signal_pb2_grpc.SignalServicer):
+    """One Connect stream per participant session."""
+
+    def __init__(self, node: MediaNode, router: Router, verifier: auth.TokenVerifier) -> None:
+        self._node = node
+        self._router = router
+        self._verifier = verifier
+
+    async def Connect(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:  # noqa: N802
+        join = await self._read_join(context)
+        claims = await _verify(self._verifier, join.token, context)
+        room_name = join.room or claims.video.room
+        try:
+            auth.require_room_join(claims, room_name)
+        except auth.PermissionDenied as exc:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, exc.reason)
+        node_id = await self._router.node_for_room(room_name)
+        if node_id != self._node.context.node_id:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"room {room_name!r} is hosted on node {node_id!r}")
+        sink = QueueSink()
+        try:
+            room = self._node.room_for_join(room_name)
+            grant = claims.video
+            participant = room.join(
+                identity=claims.identity,
+                name=claims.name,
+                metadata=claims.metadata,
+                permission=Permission(grant.can_publish, grant.can_subscribe, grant.can_publish_data, grant.hidden),
+                auto_subscribe=not join.disable_auto_subscribe,
+                sink=sink,
+            )
+        except RequestError as exc:
+            await context.abort(status_of(exc.code), exc.message)
+        others = [convert.participant_info(p) for p in room.participants.values() if p is not participant and not p.permission.hidden]
+        await context.write(
+            signal_pb2.SignalResponse(
+                join=signal_pb2.JoinResponse(
+                    room=convert.room_info(room, self._node.context.node_id),
+                    participant=convert.participant_info(participant),
+                    other_participants=others,
+                    server_version=SERVER_VERSION,
+                    node_id=self._node.context.node_id,
+                )
+            )
+        )
+        log.info("participant %s joined room %s", participant.identity, room.name)
+        await self._run_session(room, participant, sink, context)
+
+    async def _read_join(self, context: grpc.aio.ServicerContext) -> signal_pb2.JoinRequest:
+        try:
+            first = await asyncio.wait_for(context.read(), JOIN_TIMEOUT)
+        except asyncio.TimeoutError:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no JoinRequest within 10 s")
+        if first is grpc.aio.EOF or not first.HasField("join"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first SignalRequest must be a JoinRequest")
+        return first.join
+
+    async def _run_session(
+        self, room: Room, participant: Participant, sink: QueueSink, context: grpc.aio.ServicerContext
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        writer = loop.create_task(_write_responses(sink, context))
+        room.activate(participant)
+        reader = loop.create_task(self._read_requests(participant, sink, context))
+        try:
+            done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    # A bug, not bad input (that becomes an ErrorResponse):
+                    # end this session loudly and keep the pod serving.
+                    log.error("session of %s failed", participant.identity, exc_info=task.exception())
+        finally:
+            reader.cancel()
+            room.remove_participant(participant, LeaveReason.CLIENT_INITIATED)
+            sink.end()
+            # Let the writer flush what is queued (a leave, say) unless the stream is gone.
+            try:
+                await asyncio.wait_for(writer, 2.0)
+            except (asyncio.TimeoutError, asyncio.CancelledError, grpc.aio.AioRpcError):
+                writer.cancel()
+
+    async def _read_requests(self, participant: Participant, sink: QueueSink, context: grpc.aio.ServicerContext) -> None:
+        while True:
+            request = await context.read()
+            if request is grpc.aio.EOF:
+                return
+            kind = request.WhichOneof("message")
+            if kind == "leave":
+                return
+            try:
+                _dispatch(participant, sink, request, kind)
+            except RequestError as exc:
+                sink.send_error(request.request_id, exc.code, exc.message)
+
+
+def _dispatch(participant: Participant, sink: QueueSink, request: signal_pb2.SignalRequest, kind: str | None) -> None:
+    """Apply one in-session request to the participant."""
+    if kind == "offer":
+        participant.handle_offer(request.offer.type, request.offer.sdp)
+    elif kind == "answer":
+        participant.handle_answer(request.answer.type, request.answer.sdp)
+    elif kind == "add_track":
+        participant.announce_track(convert.announcement_from_proto(request.add_track))
+    elif kind == "remove_track":
+        participant.unpublish(request.remove_track.sid)
+    elif kind == "mute":
+        track = participant.set_track_muted(request.mute.sid, request.mute.muted)
+        sink.send_mute(track.sid, track.muted)
+    elif kind == "subscription":
+        participant.update_subscriptions(list(request.subscription.track_sids), request.subscription.subscribe)
+    elif kind == "trickle":
+        # Our transport is ICE-lite: the client's checks reveal its addresses,
+        # so its candidates need no processing.
+        pass
+    elif kind == "ping":
+        sink.send_pong(request.ping.timestamp)
+    elif kind == "join":
+        raise RequestError(ErrorCode.FAILED_PRECONDITION, "already joined")
+    else:
+        raise RequestError(ErrorCode.INVALID_ARGUMENT, "empty SignalRequest")
+
+
+async def _write_responses(sink: QueueSink, context: grpc.aio.ServicerContext) -> None:
+    while True:
+        response = await sink.queue.get()
+        if response is None:
+            return
+        await context.write(response)
+
+
+async def _verify(verifier: auth.TokenVerifier, token: str, context: grpc.aio.ServicerContext) -> auth.Claims:
+    try:
+        return verifier.verify(token)
+    except auth.PermissionDenied as exc:
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, exc.reason)
+    except auth.AuthError as exc:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.reason)
+    raise AssertionError("unreachable: abort raises")
+
+
+class RoomServicer(room_service_pb2_grpc.RoomServiceServicer):
+    """Room administration on this node, authorized by the caller's token grants."""
+
+    def __init__(self, node: MediaNode, verifier: auth.TokenVerifier) -> None:
+        self._node = node
+        self._verifier = verifier
+
+    async def _claims(self, context: grpc.aio.ServicerContext) -> auth.Claims:
+        metadata = dict(context.invocation_metadata() or ())
+        header = metadata.get("authorization", "")
+        if not isinstance(header, str) or not header.lower().startswith("bearer "):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing 'authorization: Bearer <token>' metadata")
+        return await _verify(self._verifier, header[7:].strip(), context)
+
+    async def _require(self, context: grpc.aio.ServicerContext, grant: str, room: str = "") -> None:
+        claims = await self._claims(context)
+        video = claims.video
+        if not getattr(video, grant):
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"token does not grant {_CLAIM_NAMES[grant]}")
+        if room and grant == "room_admin" and video.room and video.room != room:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"token administers room {video.room!r}, not {room!r}")
+
+    async def _room(self, name: str, context: grpc.aio.ServicerContext) -> Room:
+        room = self._node.rooms.get(name)
+        if room is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"room {name!r} does not exist")
+        return room  # type: ignore[return-value]
+
+    async def CreateRoom(self, request: room_service_pb2.CreateRoomRequest, context: grpc.aio.ServicerContext):  # noqa: N802
+        await self._require(context, "room_create")
+        try:
+            # proto3 cannot tell 0 from unset: a request that sets either
+            # timeout is taken to set both, so "empty 5 s, departure 0" works.
+            explicit = bool(request.empty_timeout or request.departure_timeout)
+            room = self._node.create_room(
+                request.name,
+                empty_timeout=request.empty_timeout if explicit else None,
+                departure_timeout=request.departure_timeout if explicit else None,
+                max_participants=request.max_participants or None,
+                metadata=request.metadata,
+            )
+        except RequestError as exc:
+            await _abort(context, exc)
+        return convert.room_info(room, self._node.context.node_id)
+
+    async def ListRooms(self, request: room_service_pb2.ListRoomsRequest, context: grpc.aio.ServicerContext):  # noqa: N802
+        await self._require(context, "room_list")
+        names = set(request.names)
+        rooms = [
+            convert.room_info(room, self._node.context.node_id)
+            for room in self._node.rooms.values()
+            if not names or room.name in names
+        ]
+        return room_service_pb2.ListRoomsResponse(rooms=rooms)
+
+    async def DeleteRoom(self, request: room_service_pb2.DeleteRoomRequest, context: grpc.aio.ServicerContext):  # noqa: N802
+        await self._require(context, "room_create")
+        try:
+            self._node.delete_room(request.room)
+        except RequestError as exc:
+            await _abort(context, exc)
+        return room_service_pb2.DeleteRoomResponse()
+
+    async def ListParticipants(self, request: room_service_pb2.ListParticipantsRequest, context: grpc.aio.ServicerContext):  # noqa: N802
+        await self._require(context, "room_admin", request.room)
+        room = await self._room(request.room, context)
+        return room_service_pb2.ListParticipantsResponse(
+            participants=[convert.participant_info(p) for p in room.participants.values()]
+        )
+
+    async def RemoveParticipant(self, request: room_service_pb2.RoomParticipantIdentity, context: grpc.aio.ServicerContext):  # noqa: N802
+        await self._require(context, "room_admin", request.room)
+        room = await self._room(request.room, context)
+        participant = room.participants.get(request.identity)
+        if participant is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no participant {request.identity!r} in room {request.room!r}")
+        room.remove_participant(participant, LeaveReason.PARTICIPANT_REMOVED)
+        return room_service_pb2.RemoveParticipantResponse()
+
+    async def MutePublishedTrack(self, request: room_service_pb2.MuteRoomTrackRequest, context: grpc.aio.ServicerContext):  # noqa: N802
+        await self._require(context, "room_admin", request.room)
+        room = await self._room(request.room, context)
+        participant = room.participants.get(request.identity)
+        if participant is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no participant {request.identity!r} in room {request.room!r}")
+        try:
+            track = participant.set_track_muted(request.track_sid, request.muted)
+        except RequestError as exc:
+            await _abort(context, exc)
+        participant.sink.send_mute(track.sid, track.muted)
+        return room_service_pb2.MuteRoomTrackResponse(track=convert.track_info(track))
+
+
+_CLAIM_NAMES = {"room_create": "roomCreate", "room_list": "roomList", "room_admin": "roomAdmin"}
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: RequestError) -> NoReturn:
+    await context.abort(status_of(exc.code), exc.message)
+    raise AssertionError("unreachable: abort raises")
