@@ -16,12 +16,14 @@ other :class:`AuthError` to UNAUTHENTICATED.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import jwt
+from jwt.warnings import InsecureKeyLengthWarning
 
 ALGORITHM = "HS256"
 DEFAULT_TTL = timedelta(hours=6)
@@ -198,7 +200,11 @@ class AccessToken:
             payload["name"] = self.name
         if self.metadata:
             payload["metadata"] = self.metadata
-        return jwt.encode(payload, self.api_secret, algorithm=ALGORITHM)
+        with warnings.catch_warnings():
+            # Short secrets are reported once, by the media pod at start
+            # (see weak_secrets), not on every token.
+            warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+            return jwt.encode(payload, self.api_secret, algorithm=ALGORITHM)
 
 
 class TokenVerifier:
@@ -243,13 +249,15 @@ class TokenVerifier:
             raise InvalidToken(f"unknown API key {api_key!r}")
 
         try:
-            payload = jwt.decode(
-                token,
-                secret,
-                algorithms=[ALGORITHM],
-                leeway=CLOCK_SKEW_LEEWAY,
-                options={"require": ["exp", "iss"]},
-            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+                payload = jwt.decode(
+                    token,
+                    secret,
+                    algorithms=[ALGORITHM],
+                    leeway=CLOCK_SKEW_LEEWAY,
+                    options={"require": ["exp", "iss"]},
+                )
         except jwt.InvalidSignatureError as exc:
             raise InvalidToken("token signature is invalid") from exc
         except jwt.ExpiredSignatureError as exc:
@@ -270,6 +278,15 @@ class TokenVerifier:
             exp=_numeric_date(payload, "exp"),
             nbf=_numeric_date(payload, "nbf") if "nbf" in payload else None,
         )
+
+
+# HS256 wants a key at least as long as its output (RFC 7518 section 3.2).
+MIN_SECRET_BYTES = 32
+
+
+def weak_secrets(keys: Mapping[str, str]) -> list[str]:
+    """API keys whose secret is shorter than HS256 wants; the pod warns about them at start."""
+    return [key for key, secret in keys.items() if len(secret.encode()) < MIN_SECRET_BYTES]
 
 
 def require_room_join(claims: Claims, room_name: str) -> None:

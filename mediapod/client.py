@@ -21,7 +21,7 @@ import collections
 import contextlib
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -139,9 +139,9 @@ class Session:
         self._waiters: list[_Waiter] = []
         self._changed = asyncio.Event()
         self._offers: asyncio.Queue[signal_pb2.SessionDescription] = asyncio.Queue()
+        self._close_task: asyncio.Task[None] | None = None
         self._reader = asyncio.create_task(self._read_signals(), name="switchboard-signal-reader")
         self._answerer = asyncio.create_task(self._answer_offers(), name="switchboard-subscriber-answerer")
-        self._close_task: asyncio.Task[None] | None = None
 
     @property
     def participant_sid(self) -> str:
@@ -214,7 +214,9 @@ class Session:
             await self.publisher_pc.setRemoteDescription(
                 RTCSessionDescription(sdp=response.answer.sdp, type="answer")
             )
-        info = published.track_published.track
+        # A copy: set_muted() edits it, and self.messages must keep what was received.
+        info = models_pb2.TrackInfo()
+        info.CopyFrom(published.track_published.track)
         self.published_tracks[info.sid] = info
         return info
 
@@ -305,7 +307,10 @@ class Session:
 
     async def send(self, req: signal_pb2.SignalRequest, *, timeout: float = DEFAULT_TIMEOUT) -> int:
         """Write one request to the signal stream; assigns and returns its request_id."""
-        if self.closed.is_set():
+        if self._close_task is not None:
+            # Checked before writing: grpc.aio raises CancelledError for a
+            # write to a call we cancelled, which would look like our caller
+            # being cancelled.
             raise ConnectionError(f"session closed ({self.close_reason})")
         if not req.request_id:
             req.request_id = next(self._request_ids)
@@ -315,6 +320,8 @@ class Session:
                 await self._call.write(req)
         except grpc.aio.AioRpcError as exc:
             raise ConnectionError(f"signal stream ended: {exc.code().name}: {exc.details()}") from None
+        except asyncio.InvalidStateError as exc:  # the stream ended or we half-closed it
+            raise ConnectionError(f"signal stream ended: {exc}") from None
         return req.request_id
 
     # -- ending -------------------------------------------------------------
@@ -322,23 +329,28 @@ class Session:
     async def leave(self, timeout: float = LEAVE_GRACE) -> None:
         """Leave the room politely: send LeaveRequest, let the server hang up, then close."""
         if not self.closed.is_set() and self._close_task is None:
-            with contextlib.suppress(ConnectionError, TimeoutError, grpc.aio.UsageError):
+            self.close_reason = self.close_reason or "left"
+            with contextlib.suppress(ConnectionError, TimeoutError):
                 await self.send(signal_pb2.SignalRequest(leave=signal_pb2.LeaveRequest()), timeout=timeout)
                 async with asyncio.timeout(timeout):
                     await self._call.done_writing()
                 # The server ending the stream is our receipt for the leave;
                 # cancelling at once could drop it with the stream.
                 await asyncio.wait({self._reader}, timeout=timeout)
-            self.close_reason = self.close_reason or "left"
         await self.close()
 
     async def close(self) -> None:
         """Hang up without a LeaveRequest: cancel tasks, end the stream, close both PCs."""
         self.close_reason = self.close_reason or "closed by client"
+        # Shielded so a caller's cancellation cannot leave a half-closed session.
+        await asyncio.shield(self._start_shut_down())
+
+    def _start_shut_down(self) -> asyncio.Task[None]:
+        # One shutdown however many paths (caller, stream end, failed offer)
+        # ask for it; the session owns the task and close() awaits it.
         if self._close_task is None:
             self._close_task = asyncio.create_task(self._shut_down(), name="switchboard-session-close")
-        # Shielded so a caller's cancellation cannot leave a half-closed session.
-        await asyncio.shield(self._close_task)
+        return self._close_task
 
     async def _shut_down(self) -> None:
         for task in (self._reader, self._answerer):
@@ -373,8 +385,13 @@ class Session:
                 self._notify()
         except grpc.aio.AioRpcError as exc:
             self.close_reason = self.close_reason or f"stream failed: {exc.code().name}: {exc.details()}"
-        if self._close_task is None:
-            self._close_task = asyncio.create_task(self._shut_down(), name="switchboard-session-close")
+        except Exception as exc:
+            log.exception("applying a signal message failed")
+            self.close_reason = self.close_reason or f"client error: {exc!r}"
+        finally:
+            # Also on cancellation, which only _shut_down does: then this is
+            # the task already running.
+            self._start_shut_down()
 
     def _apply(self, response: signal_pb2.SignalResponse) -> None:
         kind = response.WhichOneof("message")
@@ -405,7 +422,7 @@ class Session:
                 return
         self.errors.append(error)
 
-    def _apply_participants(self, participants: list[models_pb2.ParticipantInfo]) -> None:
+    def _apply_participants(self, participants: Iterable[models_pb2.ParticipantInfo]) -> None:
         for info in participants:
             if info.sid == self.participant_sid:
                 self.participant = info
@@ -424,14 +441,14 @@ class Session:
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
                 await pc.setLocalDescription(await pc.createAnswer())
+                self._track_remote_media(offer.sdp)
             except Exception as exc:
                 # The server waits for this answer and has no way to retract
                 # its offer, so the subscriber side cannot recover: end it.
                 log.exception("cannot answer the subscriber offer")
-                self.close_reason = f"subscriber offer rejected by aiortc: {exc}"
-                self._close_task = self._close_task or asyncio.create_task(self._shut_down())
+                self.close_reason = self.close_reason or f"cannot answer subscriber offer: {exc!r}"
+                self._start_shut_down()
                 return
-            self._track_remote_media(offer.sdp)
             try:
                 await self.send(
                     signal_pb2.SignalRequest(

@@ -30,6 +30,9 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
     node = await MediaNode.start(config)
     router = LocalRouter(config.node_id)
     verifier = auth.TokenVerifier(config.keys)
+    if not config.dev:
+        for key in auth.weak_secrets(config.keys):
+            log.warning("API key %r has a secret shorter than %d bytes; tokens signed with it are easy to forge", key, auth.MIN_SECRET_BYTES)
 
     registry = CollectorRegistry()
     registry.register(MediaCollector(config.node_id, node.context.counters, node.gauges))

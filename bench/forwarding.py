@@ -1,0 +1,131 @@
+"""Forwarding benchmark: one publisher, N subscribers, real SRTP on loopback.
+
+Starts a dev media pod process, publishes aiortc audio + VP8 video into one
+room, adds N aiortc subscribers, and over a fixed window measures what the
+pod forwarded (from its Prometheus counters) and the CPU time the pod process
+spent (from /proc). Prints a table and writes JSON.
+
+    .venv/bin/python bench/forwarding.py --subscribers 1 2 4 --duration 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack  # noqa: E402
+
+from mediapod import client  # noqa: E402
+from tests.support.mediapod_process import MediaPodProcess  # noqa: E402
+
+FORWARDED = "switchboard_rtp_packets_forwarded_total"
+RECEIVED = "switchboard_rtp_packets_received_total"
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+async def drain(remote: client.RemoteTrack) -> None:
+    """Consume decoded frames so aiortc's queues stay short, as a real app would."""
+    try:
+        while True:
+            await remote.track.recv()
+    except MediaStreamError:
+        return
+
+
+async def measure(pod: MediaPodProcess, subscribers: int, duration: float) -> dict[str, float]:
+    room = f"bench-{subscribers}"
+    assert pod.process is not None
+    async with await client.connect(pod.grpc_target, pod.token(room, "publisher")) as publisher:
+        await publisher.publish(AudioStreamTrack())
+        await publisher.publish(VideoStreamTrack())
+        sessions = [await client.connect(pod.grpc_target, pod.token(room, f"sub-{i}")) for i in range(subscribers)]
+        drains: list[asyncio.Task[None]] = []
+        try:
+            for session in sessions:
+                for remote in await session.wait_for_tracks(2, timeout=20):
+                    drains.append(asyncio.create_task(drain(remote)))
+            await asyncio.sleep(2.0)  # past keyframe waits and DTLS: measure the steady state
+            forwarded0, received0 = pod.metric(FORWARDED), pod.metric(RECEIVED)
+            cpu0, wall0 = process_cpu_seconds(pod.process.pid), time.monotonic()
+            await asyncio.sleep(duration)
+            forwarded = pod.metric(FORWARDED) - forwarded0
+            received = pod.metric(RECEIVED) - received0
+            cpu = process_cpu_seconds(pod.process.pid) - cpu0
+            wall = time.monotonic() - wall0
+        finally:
+            for task in drains:
+                task.cancel()
+            for session in sessions:
+                await session.leave()
+    return {
+        "subscribers": subscribers,
+        "received_packets_per_s": received / wall,
+        "forwarded_packets_per_s": forwarded / wall,
+        "pod_cpu_percent": 100 * cpu / wall,
+        "cpu_seconds_per_1000_packets": 1000 * cpu / max(forwarded + received, 1),
+    }
+
+
+def print_table(rows: list[dict[str, float]]) -> None:
+    header = f"{'subscribers':>11} | {'in packets/s':>12} | {'fwd packets/s':>13} | {'pod CPU %':>9} | {'CPU s / 1000 pkts':>17}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(
+            f"{row['subscribers']:>11} | {row['received_packets_per_s']:>12.1f} | {row['forwarded_packets_per_s']:>13.1f}"
+            f" | {row['pod_cpu_percent']:>9.1f} | {row['cpu_seconds_per_1000_packets']:>17.4f}"
+        )
+
+
+async def run(subscriber_counts: list[int], duration: float) -> list[dict[str, float]]:
+    with tempfile.TemporaryDirectory() as log_dir:
+        pod = MediaPodProcess(node_id="bench").start(log_dir)
+        try:
+            return [await measure(pod, n, duration) for n in subscriber_counts]
+        finally:
+            pod.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--duration", type=float, default=10.0, help="measurement window per row, seconds")
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "forwarding.json")
+    args = parser.parse_args()
+    rows = asyncio.run(run(args.subscribers, args.duration))
+    print_table(rows)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(
+        json.dumps(
+            {
+                "benchmark": "forwarding",
+                "note": "CPU s / 1000 pkts counts packets in + out; the pod also runs DTLS, RTCP and signaling",
+                "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+                "duration_s": args.duration,
+                "results": rows,
+            },
+            indent=2,
+        )
+    )
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
