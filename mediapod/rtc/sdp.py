@@ -124,28 +124,56 @@ def parse(sdp_type: str, text: str) -> SessionDescription:
     raw_media = raw.get("media") or []
     if not raw_media:
         raise SdpError("SDP has no m-line")
-    session_fps = _fingerprints(raw)
+    sections = _verbatim_attributes(text)
+    if len(sections) != len(raw_media) + 1:
+        raise SdpError("SDP has m-lines that do not parse")
     bundle: list[str] = []
     for group in raw.get("groups") or []:
         if str(group.get("type")) == "BUNDLE":
             bundle = str(group.get("mids", "")).split()
-    media = [_parse_media(index, m, raw, session_fps) for index, m in enumerate(raw_media)]
+    media = [_parse_media(index, m, sections[0], sections[index + 1]) for index, m in enumerate(raw_media)]
     mids = [m.mid for m in media]
     if len(set(mids)) != len(mids):
         raise SdpError("duplicate a=mid values")
     return SessionDescription(type=sdp_type, media=media, bundle_mids=bundle)
 
 
-def _fingerprints(section: dict[str, Any]) -> list[tuple[str, str]]:
-    fp = section.get("fingerprint")
-    if isinstance(fp, dict) and fp.get("type") and fp.get("hash"):
-        return [(str(fp["type"]).lower(), str(fp["hash"]))]
-    return []
+# Attributes read from the text itself: sdp-transform turns values that look
+# like numbers into numbers (ufrag "0123e5" would become a float), keeps only
+# the last of repeated a=fingerprint lines, and drops session-level a=setup.
+_VERBATIM = ("ice-ufrag", "ice-pwd", "fingerprint", "setup")
 
 
-def _parse_media(index: int, m: dict[str, Any], session: dict[str, Any], session_fps: list[tuple[str, str]]) -> MediaDescription:
+def _verbatim_attributes(text: str) -> list[dict[str, list[str]]]:
+    """Per section (session first, then each m-line), the raw values of _VERBATIM attributes."""
+    sections: list[dict[str, list[str]]] = [{}]
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("m="):
+            sections.append({})
+        elif line.startswith("a="):
+            name, _, value = line[2:].partition(":")
+            if name in _VERBATIM:
+                sections[-1].setdefault(name, []).append(value.strip())
+    return sections
+
+
+def _fingerprints(section: dict[str, list[str]]) -> list[tuple[str, str]]:
+    fingerprints = []
+    for value in section.get("fingerprint", []):
+        algorithm, _, digest = value.partition(" ")
+        if algorithm and digest.strip():
+            fingerprints.append((algorithm.lower(), digest.strip()))
+    return fingerprints
+
+
+def _parse_media(
+    index: int, m: dict[str, Any], session: dict[str, list[str]], verbatim: dict[str, list[str]]
+) -> MediaDescription:
     where = f"m-line {index}"
     kind = m.get("type")
+    if kind is None:
+        raise SdpError(f"{where}: the m= line does not parse (expected 'm=<kind> <port> <proto> <fmt>...')")
     if kind not in ("audio", "video", "application"):
         raise SdpError(f"{where}: unknown media kind {kind!r}")
     port = m.get("port")
@@ -154,10 +182,10 @@ def _parse_media(index: int, m: dict[str, Any], session: dict[str, Any], session
     mid = m.get("mid")
     if mid is None or not _TOKEN.match(str(mid)):
         raise SdpError(f"{where}: missing or invalid a=mid")
-    ufrag = m.get("iceUfrag") or session.get("iceUfrag")
-    pwd = m.get("icePwd") or session.get("icePwd")
-    fingerprints = _fingerprints(m) or session_fps
-    setup = m.get("setup") or session.get("setup") or ""
+    ufrag = (verbatim.get("ice-ufrag") or session.get("ice-ufrag") or [""])[0]
+    pwd = (verbatim.get("ice-pwd") or session.get("ice-pwd") or [""])[0]
+    fingerprints = _fingerprints(verbatim) or _fingerprints(session)
+    setup = (verbatim.get("setup") or session.get("setup") or [""])[0]
     if port != 0:
         if not ufrag or not pwd:
             raise SdpError(f"{where}: missing a=ice-ufrag / a=ice-pwd")
@@ -187,7 +215,8 @@ def _parse_media(index: int, m: dict[str, Any], session: dict[str, Any], session
     msid = None
     if m.get("msid"):
         parts = str(m["msid"]).split()
-        msid = (parts[0], parts[1] if len(parts) > 1 else "")
+        if parts:
+            msid = (parts[0], parts[1] if len(parts) > 1 else "")
     rids = [str(r.get("id")) for r in m.get("rids") or [] if r.get("direction") == "send"]
     return MediaDescription(
         kind=kind,
@@ -201,8 +230,8 @@ def _parse_media(index: int, m: dict[str, Any], session: dict[str, Any], session
         ssrc_groups=groups,
         msid=msid,
         rids=rids,
-        ice_ufrag=str(ufrag or ""),
-        ice_pwd=str(pwd or ""),
+        ice_ufrag=ufrag,
+        ice_pwd=pwd,
         fingerprints=fingerprints,
         setup=str(setup),
     )
@@ -220,7 +249,7 @@ def _parse_codecs(where: str, kind: str, m: dict[str, Any]) -> list[Codec]:
             payload_type=pt,
             name=str(rtp.get("codec", "")),
             clock_rate=rate,
-            channels=int(channels) if isinstance(channels, int) or str(channels).isdigit() else None,
+            channels=channels if isinstance(channels, int) else None,
         )
     for fmtp in m.get("fmtp") or []:
         codec = codecs.get(fmtp.get("payload"))
@@ -234,7 +263,7 @@ def _parse_codecs(where: str, kind: str, m: dict[str, Any]) -> list[Codec]:
     # Order follows the m-line's payload list: that is the peer's preference.
     order: list[int] = []
     for token in str(m.get("payloads", "")).split():
-        if token.isdigit() and int(token) in codecs:
+        if token.isascii() and token.isdigit() and int(token) in codecs:
             order.append(int(token))
     return [codecs[pt] for pt in order] + [c for pt, c in codecs.items() if pt not in order]
 

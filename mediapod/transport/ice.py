@@ -33,8 +33,24 @@ def random_ice_string(length: int) -> str:
     return "".join(secrets.choice(_ICE_CHARS) for _ in range(length))
 
 
+_MAGIC_COOKIE = b"\x21\x12\xa4\x42"
+
+
+def _check_framing(data: bytes) -> None:
+    """What aioice does not check: the magic cookie, and attributes tiling the body exactly."""
+    if len(data) < 20 or data[4:8] != _MAGIC_COOKIE:
+        raise MalformedStun("malformed STUN message: no magic cookie")
+    pos, end = 20, len(data)
+    while pos + 4 <= end:
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        pos += 4 + length + (-length % 4)
+    if pos != end:
+        raise MalformedStun("malformed STUN message: an attribute runs past the end")
+
+
 def parse_stun(data: bytes) -> stun.Message:
     """Parse a STUN message, turning every way aioice can fail into MalformedStun."""
+    _check_framing(data)
     try:
         return stun.parse_message(data)
     # aioice's decoder raises whatever its struct/str/enum helpers raise on
@@ -91,7 +107,9 @@ class IceLiteAgent:
             return BindingResult(self._error(message, 401, "Unauthorized"), ok=False)
         if "ICE-CONTROLLING" not in message.attributes:
             # Both sides lite or both controlled: the full agent must control.
-            return BindingResult(self._error(message, 487, "Role Conflict"), ok=False)
+            # The request authenticated, so the error is signed (RFC 8489
+            # 9.1.3); peers discard unsigned answers to signed requests.
+            return BindingResult(self._error(message, 487, "Role Conflict", sign=True), ok=False)
         self.last_consent = time.monotonic()
         nominated = "USE-CANDIDATE" in message.attributes
         if nominated:
@@ -108,12 +126,15 @@ class IceLiteAgent:
     def consent_expired(self, now: float | None = None) -> bool:
         return (now if now is not None else time.monotonic()) - self.last_consent > CONSENT_TIMEOUT
 
-    def _error(self, request: stun.Message, code: int, reason: str) -> bytes:
+    def _error(self, request: stun.Message, code: int, reason: str, sign: bool = False) -> bytes:
         response = stun.Message(
             message_method=stun.Method.BINDING,
             message_class=stun.Class.ERROR,
             transaction_id=request.transaction_id,
         )
         response.attributes["ERROR-CODE"] = (code, reason)
-        response.add_fingerprint()
+        if sign:
+            response.add_message_integrity(self.local_pwd.encode())
+        else:
+            response.add_fingerprint()
         return bytes(response)
