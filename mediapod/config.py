@@ -37,6 +37,9 @@ class RtcConfig:
     # The address put in host candidates. hostNetwork pods advertise the node
     # IP; empty means "the first non-loopback IPv4 address of this host".
     advertised_ip: str = ""
+    # The port put in host candidates when it differs from udp_port (a port
+    # mapping or a relay in front of the pod); 0 means udp_port.
+    advertised_port: int = 0
 
 
 @dataclass
@@ -47,6 +50,36 @@ class RoomDefaults:
     empty_timeout: int = 300      # seconds a room nobody joined stays open
     departure_timeout: int = 20   # seconds a room stays open after the last one left
     max_participants: int = 0     # 0 = unlimited
+
+
+@dataclass
+class RedisConfig:
+    """Where the shared routing table lives; an empty address means one node, no Redis."""
+
+    address: str = ""  # host:port; empty = LocalRouter (dev mode, tests)
+    username: str = ""
+    password: str = ""
+    db: int = 0
+    timeout: float = 2.0  # seconds for any one Redis call; routing never waits longer
+
+
+# What the node selector sorts by (LiveKit's node_selector.sort_by).
+SORT_BY = ("sysload", "cpuload", "rooms", "clients", "tracks", "bytespersec", "random")
+
+
+@dataclass
+class RoutingConfig:
+    """How nodes share rooms through Redis: heartbeats, staleness, selection, drain."""
+
+    heartbeat_interval: float = 2.0  # seconds between stats refreshes in `nodes`
+    stale_timeout: float = 10.0      # a node whose stats are older is treated as gone
+    drain_timeout: float = 0.0       # seconds a draining node waits for its rooms; 0 = until they empty
+    sort_by: str = "sysload"
+    sysload_limit: float = 0.0       # nodes above this sys_load get no new rooms; 0 = no limit
+    cpuload_limit: float = 0.0
+    max_rooms: int = 0               # per node; 0 = unlimited
+    max_participants: int = 0
+    max_tracks: int = 0
 
 
 @dataclass
@@ -63,6 +96,8 @@ class MediaConfig:
     keys: dict[str, str] = field(default_factory=dict)  # API key -> secret
     rtc: RtcConfig = field(default_factory=RtcConfig)
     room: RoomDefaults = field(default_factory=RoomDefaults)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
     dev: bool = False
 
     def finalize(self) -> MediaConfig:
@@ -76,6 +111,16 @@ class MediaConfig:
         for name, port in (("grpc_port", self.grpc_port), ("metrics_port", self.metrics_port), ("rtc.udp_port", self.rtc.udp_port)):
             if not 0 <= port <= 65535:
                 raise ConfigError(f"{name} must be a port number, not {port}")
+        routing = self.routing
+        if routing.sort_by not in SORT_BY:
+            raise ConfigError(f"routing.sort_by must be one of {', '.join(SORT_BY)}, not {routing.sort_by!r}")
+        if routing.heartbeat_interval <= 0 or routing.stale_timeout <= routing.heartbeat_interval:
+            raise ConfigError(
+                f"routing.stale_timeout ({routing.stale_timeout}) must exceed routing.heartbeat_interval "
+                f"({routing.heartbeat_interval}), which must be positive"
+            )
+        if self.redis.address and ":" not in self.redis.address:
+            raise ConfigError(f"redis.address must be host:port, not {self.redis.address!r}")
         return self
 
 
@@ -129,6 +174,13 @@ def _coerce(value: Any, kind: type, where: str) -> Any:
         if str(value).lower() in ("0", "false", "no", "off"):
             return False
         raise ConfigError(f"{where}: expected a boolean, got {value!r}")
+    if kind is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
     if kind is int:
         if isinstance(value, bool):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
@@ -168,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bind-ip")
     parser.add_argument("--advertised-ip", help="IP put in ICE host candidates (the node IP on hostNetwork)")
     parser.add_argument("--log-level")
+    parser.add_argument("--redis-address", help="host:port of the shared Redis (empty: one node, no Redis)")
     return parser
 
 
@@ -191,6 +244,7 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         "grpc_port": args.grpc_port,
         "metrics_port": args.metrics_port,
         "log_level": args.log_level,
+        "redis": {"address": args.redis_address} if args.redis_address is not None else None,
         "rtc": {k: v for k, v in (("udp_port", args.udp_port), ("bind_ip", args.bind_ip), ("advertised_ip", args.advertised_ip)) if v is not None},
     }
     _merge(config, {k: v for k, v in flags.items() if v is not None}, "flags")

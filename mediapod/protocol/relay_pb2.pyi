@@ -1,0 +1,83 @@
+from . import models_pb2 as _models_pb2
+from . import room_service_pb2 as _room_service_pb2
+from . import signal_pb2 as _signal_pb2
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RelayMessage(_message.Message):
+    __slots__ = ("from_node", "session_id", "start", "request", "response", "end", "call", "reply")
+    FROM_NODE_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    CALL_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    from_node: str
+    session_id: str
+    start: SessionStart
+    request: _signal_pb2.SignalRequest
+    response: _signal_pb2.SignalResponse
+    end: SessionEnd
+    call: RoomCall
+    reply: RoomReply
+    def __init__(self, from_node: _Optional[str] = ..., session_id: _Optional[str] = ..., start: _Optional[_Union[SessionStart, _Mapping]] = ..., request: _Optional[_Union[_signal_pb2.SignalRequest, _Mapping]] = ..., response: _Optional[_Union[_signal_pb2.SignalResponse, _Mapping]] = ..., end: _Optional[_Union[SessionEnd, _Mapping]] = ..., call: _Optional[_Union[RoomCall, _Mapping]] = ..., reply: _Optional[_Union[RoomReply, _Mapping]] = ...) -> None: ...
+
+class SessionStart(_message.Message):
+    __slots__ = ("join", "room")
+    JOIN_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    join: _signal_pb2.JoinRequest
+    room: str
+    def __init__(self, join: _Optional[_Union[_signal_pb2.JoinRequest, _Mapping]] = ..., room: _Optional[str] = ...) -> None: ...
+
+class SessionEnd(_message.Message):
+    __slots__ = ("code", "message", "retry_elsewhere")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RETRY_ELSEWHERE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    retry_elsewhere: bool
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., retry_elsewhere: _Optional[bool] = ...) -> None: ...
+
+class RoomCall(_message.Message):
+    __slots__ = ("create_room", "list_rooms", "delete_room", "list_participants", "remove_participant", "mute_published_track")
+    CREATE_ROOM_FIELD_NUMBER: _ClassVar[int]
+    LIST_ROOMS_FIELD_NUMBER: _ClassVar[int]
+    DELETE_ROOM_FIELD_NUMBER: _ClassVar[int]
+    LIST_PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_PARTICIPANT_FIELD_NUMBER: _ClassVar[int]
+    MUTE_PUBLISHED_TRACK_FIELD_NUMBER: _ClassVar[int]
+    create_room: _room_service_pb2.CreateRoomRequest
+    list_rooms: _room_service_pb2.ListRoomsRequest
+    delete_room: _room_service_pb2.DeleteRoomRequest
+    list_participants: _room_service_pb2.ListParticipantsRequest
+    remove_participant: _room_service_pb2.RoomParticipantIdentity
+    mute_published_track: _room_service_pb2.MuteRoomTrackRequest
+    def __init__(self, create_room: _Optional[_Union[_room_service_pb2.CreateRoomRequest, _Mapping]] = ..., list_rooms: _Optional[_Union[_room_service_pb2.ListRoomsRequest, _Mapping]] = ..., delete_room: _Optional[_Union[_room_service_pb2.DeleteRoomRequest, _Mapping]] = ..., list_participants: _Optional[_Union[_room_service_pb2.ListParticipantsRequest, _Mapping]] = ..., remove_participant: _Optional[_Union[_room_service_pb2.RoomParticipantIdentity, _Mapping]] = ..., mute_published_track: _Optional[_Union[_room_service_pb2.MuteRoomTrackRequest, _Mapping]] = ...) -> None: ...
+
+class RoomReply(_message.Message):
+    __slots__ = ("code", "message", "room", "rooms", "deleted", "participants", "removed", "muted")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    ROOMS_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    MUTED_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    room: _models_pb2.Room
+    rooms: _room_service_pb2.ListRoomsResponse
+    deleted: _room_service_pb2.DeleteRoomResponse
+    participants: _room_service_pb2.ListParticipantsResponse
+    removed: _room_service_pb2.RemoveParticipantResponse
+    muted: _room_service_pb2.MuteRoomTrackResponse
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., room: _Optional[_Union[_models_pb2.Room, _Mapping]] = ..., rooms: _Optional[_Union[_room_service_pb2.ListRoomsResponse, _Mapping]] = ..., deleted: _Optional[_Union[_room_service_pb2.DeleteRoomResponse, _Mapping]] = ..., participants: _Optional[_Union[_room_service_pb2.ListParticipantsResponse, _Mapping]] = ..., removed: _Optional[_Union[_room_service_pb2.RemoveParticipantResponse, _Mapping]] = ..., muted: _Optional[_Union[_room_service_pb2.MuteRoomTrackResponse, _Mapping]] = ...) -> None: ...
