@@ -117,6 +117,9 @@ class Session:
         }
         self.remote_tracks: dict[str, RemoteTrack] = {}
         self.published_tracks: dict[str, models_pb2.TrackInfo] = {}
+        # Who is speaking, loudest first, as of the last SpeakersChanged
+        # (our own participant included); wait_for() on it to follow speakers.
+        self.active_speakers: list[signal_pb2.SpeakerInfo] = []
         self.messages: collections.deque[signal_pb2.SignalResponse] = collections.deque(maxlen=MESSAGE_HISTORY)
         # ErrorResponses no request awaited (request_id 0 or already given up).
         self.errors: list[signal_pb2.ErrorResponse] = []
@@ -409,6 +412,10 @@ class Session:
         elif kind == "track_unpublished":
             self.remote_tracks.pop(response.track_unpublished.track_sid, None)
             self.published_tracks.pop(response.track_unpublished.track_sid, None)
+        elif kind == "speakers_changed":
+            # Each update lists every current speaker, so it replaces the old
+            # list; the inactive entries only announce who stopped.
+            self.active_speakers = [s for s in response.speakers_changed.speakers if s.active]
         elif kind == "mute" and response.mute.sid in self.published_tracks:
             self.published_tracks[response.mute.sid].muted = response.mute.muted
         elif kind == "leave":

@@ -47,6 +47,7 @@ class MediaCounters:
         "nacks_received",
         "dtls_handshakes",
         "dtls_failures",
+        "speaker_updates",
         "drops",
     )
 
@@ -63,6 +64,7 @@ class MediaCounters:
         self.nacks_received = 0
         self.dtls_handshakes = 0
         self.dtls_failures = 0
+        self.speaker_updates = 0
         self.drops: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
 
 
@@ -104,6 +106,7 @@ class MediaCollector(Collector):
         yield counter("switchboard_nacks_received", "Generic NACK packets from subscribers", c.nacks_received)
         yield counter("switchboard_dtls_handshakes", "Completed DTLS-SRTP handshakes", c.dtls_handshakes)
         yield counter("switchboard_dtls_failures", "Failed DTLS-SRTP handshakes", c.dtls_failures)
+        yield counter("switchboard_speaker_updates", "Active speaker updates sent to participants", c.speaker_updates)
         drops = CounterMetricFamily(
             "switchboard_packets_dropped", "Datagrams and packets dropped, by reason", labels=["node", "reason"]
         )

@@ -42,7 +42,7 @@ class SignalRequest(_message.Message):
     def __init__(self, request_id: _Optional[int] = ..., join: _Optional[_Union[JoinRequest, _Mapping]] = ..., offer: _Optional[_Union[SessionDescription, _Mapping]] = ..., answer: _Optional[_Union[SessionDescription, _Mapping]] = ..., trickle: _Optional[_Union[TrickleRequest, _Mapping]] = ..., add_track: _Optional[_Union[AddTrackRequest, _Mapping]] = ..., mute: _Optional[_Union[MuteTrackRequest, _Mapping]] = ..., subscription: _Optional[_Union[UpdateSubscription, _Mapping]] = ..., leave: _Optional[_Union[LeaveRequest, _Mapping]] = ..., remove_track: _Optional[_Union[RemoveTrackRequest, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ...) -> None: ...
 
 class SignalResponse(_message.Message):
-    __slots__ = ("join", "answer", "offer", "trickle", "update", "track_published", "leave", "mute", "error", "room_update", "track_unpublished", "pong")
+    __slots__ = ("join", "answer", "offer", "trickle", "update", "track_published", "leave", "mute", "error", "room_update", "track_unpublished", "pong", "speakers_changed")
     JOIN_FIELD_NUMBER: _ClassVar[int]
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     OFFER_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +55,7 @@ class SignalResponse(_message.Message):
     ROOM_UPDATE_FIELD_NUMBER: _ClassVar[int]
     TRACK_UNPUBLISHED_FIELD_NUMBER: _ClassVar[int]
     PONG_FIELD_NUMBER: _ClassVar[int]
+    SPEAKERS_CHANGED_FIELD_NUMBER: _ClassVar[int]
     join: JoinResponse
     answer: SessionDescription
     offer: SessionDescription
@@ -67,7 +68,8 @@ class SignalResponse(_message.Message):
     room_update: RoomUpdate
     track_unpublished: TrackUnpublishedResponse
     pong: Pong
-    def __init__(self, join: _Optional[_Union[JoinResponse, _Mapping]] = ..., answer: _Optional[_Union[SessionDescription, _Mapping]] = ..., offer: _Optional[_Union[SessionDescription, _Mapping]] = ..., trickle: _Optional[_Union[TrickleRequest, _Mapping]] = ..., update: _Optional[_Union[ParticipantUpdate, _Mapping]] = ..., track_published: _Optional[_Union[TrackPublishedResponse, _Mapping]] = ..., leave: _Optional[_Union[LeaveRequest, _Mapping]] = ..., mute: _Optional[_Union[MuteTrackRequest, _Mapping]] = ..., error: _Optional[_Union[ErrorResponse, _Mapping]] = ..., room_update: _Optional[_Union[RoomUpdate, _Mapping]] = ..., track_unpublished: _Optional[_Union[TrackUnpublishedResponse, _Mapping]] = ..., pong: _Optional[_Union[Pong, _Mapping]] = ...) -> None: ...
+    speakers_changed: SpeakersChanged
+    def __init__(self, join: _Optional[_Union[JoinResponse, _Mapping]] = ..., answer: _Optional[_Union[SessionDescription, _Mapping]] = ..., offer: _Optional[_Union[SessionDescription, _Mapping]] = ..., trickle: _Optional[_Union[TrickleRequest, _Mapping]] = ..., update: _Optional[_Union[ParticipantUpdate, _Mapping]] = ..., track_published: _Optional[_Union[TrackPublishedResponse, _Mapping]] = ..., leave: _Optional[_Union[LeaveRequest, _Mapping]] = ..., mute: _Optional[_Union[MuteTrackRequest, _Mapping]] = ..., error: _Optional[_Union[ErrorResponse, _Mapping]] = ..., room_update: _Optional[_Union[RoomUpdate, _Mapping]] = ..., track_unpublished: _Optional[_Union[TrackUnpublishedResponse, _Mapping]] = ..., pong: _Optional[_Union[Pong, _Mapping]] = ..., speakers_changed: _Optional[_Union[SpeakersChanged, _Mapping]] = ...) -> None: ...
 
 class JoinRequest(_message.Message):
     __slots__ = ("token", "disable_auto_subscribe", "room")
@@ -218,3 +220,19 @@ class Pong(_message.Message):
     last_ping_timestamp: int
     timestamp: int
     def __init__(self, last_ping_timestamp: _Optional[int] = ..., timestamp: _Optional[int] = ...) -> None: ...
+
+class SpeakersChanged(_message.Message):
+    __slots__ = ("speakers",)
+    SPEAKERS_FIELD_NUMBER: _ClassVar[int]
+    speakers: _containers.RepeatedCompositeFieldContainer[SpeakerInfo]
+    def __init__(self, speakers: _Optional[_Iterable[_Union[SpeakerInfo, _Mapping]]] = ...) -> None: ...
+
+class SpeakerInfo(_message.Message):
+    __slots__ = ("sid", "level", "active")
+    SID_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    sid: str
+    level: float
+    active: bool
+    def __init__(self, sid: _Optional[str] = ..., level: _Optional[float] = ..., active: _Optional[bool] = ...) -> None: ...

@@ -17,6 +17,7 @@ from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.context import MediaContext, new_sid
 from mediapod.rtc.publisher import PublisherConnection
 from mediapod.rtc.sdp import AnswerMedia, Codec, MediaDescription, SdpError, parse, select_codec
+from mediapod.rtc.speaker import LevelWindow, Speaker
 from mediapod.rtc.subscriber import SubscriberConnection
 from mediapod.rtc.track import PublishedTrack, TrackAnnouncement
 from mediapod.sfu.receiver import TrackReceiver
@@ -68,6 +69,7 @@ class SignalSink(Protocol):
     def send_participants_update(self, participants: list[Participant]) -> None: ...
     def send_mute(self, track_sid: str, muted: bool) -> None: ...
     def send_leave(self, reason: LeaveReason) -> None: ...
+    def send_speakers_changed(self, speakers: list[Speaker]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -137,6 +139,21 @@ class Participant:
     @property
     def is_publisher(self) -> bool:
         return bool(self.tracks)
+
+    def drain_audio_levels(self) -> list[LevelWindow]:
+        """This interval's audio-level windows of its unmuted microphones; every tap starts a new window.
+
+        Muted tracks are drained too, so levels from before a mute never leak
+        into the first window after the unmute.
+        """
+        windows = []
+        for track in self.tracks.values():
+            tap = self.publisher.audio_level_tap(track.receiver)
+            if tap is not None:
+                window = tap.drain()
+                if not track.muted:
+                    windows.append(window)
+        return windows
 
     # -- requests from the client -----------------------------------------
 

@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 
 from mediapod.rtc.context import MediaContext
-from mediapod.rtc.sdp import AnswerMedia, MediaDescription, SessionDescription, write_answer
+from mediapod.rtc.sdp import AUDIO_LEVEL_URI, AnswerMedia, MediaDescription, SessionDescription, write_answer
+from mediapod.rtc.speaker import AudioLevelTap
 from mediapod.rtp.errors import MalformedPacket
 from mediapod.rtp.packet import RtpHeader, get_header_extension
 from mediapod.rtp.rtcp import (
@@ -39,6 +40,7 @@ class PublisherConnection:
         self._by_ssrc: dict[int, TrackReceiver] = {}
         self._by_mid: dict[str, TrackReceiver] = {}
         self._mid_extension_id: int | None = None
+        self._audio_levels: dict[TrackReceiver, AudioLevelTap] = {}
 
     def answer(self, offer: SessionDescription, answers: list[AnswerMedia]) -> str:
         """Apply an offer whose m-lines were already matched to tracks; return our answer."""
@@ -54,8 +56,16 @@ class PublisherConnection:
         mid_id = media.extension_id("urn:ietf:params:rtp-hdrext:sdes:mid")
         if mid_id is not None:
             self._mid_extension_id = mid_id
+        level_id = media.extension_id(AUDIO_LEVEL_URI) if media.kind == "audio" else None
+        if level_id is not None:
+            self._audio_levels[receiver] = AudioLevelTap(level_id)
+
+    def audio_level_tap(self, receiver: TrackReceiver) -> AudioLevelTap | None:
+        """The audio-level accumulator of receiver's track, if its sender negotiated RFC 6464."""
+        return self._audio_levels.get(receiver)
 
     def remove_receiver(self, receiver: TrackReceiver) -> None:
+        self._audio_levels.pop(receiver, None)
         for table in (self._by_ssrc, self._by_mid):
             for key in [k for k, r in table.items() if r is receiver]:
                 del table[key]
@@ -76,6 +86,7 @@ class PublisherConnection:
         self.transport.close()
         self._by_ssrc.clear()
         self._by_mid.clear()
+        self._audio_levels.clear()
 
     def _on_rtp(self, packet: bytes) -> None:
         counters = self._counters
@@ -92,6 +103,9 @@ class PublisherConnection:
                 return
         counters.rtp_packets_in += 1
         counters.rtp_bytes_in += len(packet)
+        tap = self._audio_levels.get(receiver)
+        if tap is not None:
+            tap.observe(packet)
         receiver.on_rtp(packet, header, time.monotonic())
 
     def _learn_ssrc(self, packet: bytes, ssrc: int) -> TrackReceiver | None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.participant import LeaveReason, Participant, Permission, SignalSink
+from mediapod.rtc.speaker import UPDATE_INTERVAL, ActiveSpeakerDetector
 from mediapod.rtc.track import PublishedTrack
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ class Room:
 
     A room nobody joins closes after ``empty_timeout``; once everyone has
     left it closes after ``departure_timeout`` (``empty_timeout`` if that is 0).
+    While open it evaluates active speakers every ``UPDATE_INTERVAL`` and tells
+    everyone when they change.
     """
 
     def __init__(
@@ -55,6 +58,8 @@ class Room:
         self._ever_joined = False
         self._close_timer: asyncio.TimerHandle | None = None
         self._arm_close_timer()
+        self._speakers = ActiveSpeakerDetector()
+        self._speaker_task = asyncio.get_running_loop().create_task(self._speaker_loop(), name=f"speakers-{name}")
 
     # -- membership -----------------------------------------------------------
 
@@ -86,6 +91,9 @@ class Room:
         """The participant's client has its join response: start it and tell the others."""
         participant.start()
         self.broadcast_update(participant)
+        # Changes alone would leave a newcomer blind to someone already talking.
+        if self._speakers.speakers:
+            participant.sink.send_speakers_changed(list(self._speakers.speakers))
 
     def remove_participant(self, participant: Participant, reason: LeaveReason) -> None:
         if self.participants.get(participant.identity) is not participant:
@@ -95,6 +103,7 @@ class Room:
             participant.sink.send_leave(reason)
         for track in participant.close():
             self._unsubscribe_all(track)
+        self._speakers.forget(participant.sid)
         self.broadcast_update(participant)
         log.info("participant %s left room %s (%s)", participant.identity, self.name, reason.value)
         if not self.participants:
@@ -143,6 +152,31 @@ class Room:
     def publisher_count(self) -> int:
         return sum(1 for p in self.participants.values() if p.is_publisher)
 
+    # -- active speakers -------------------------------------------------------
+
+    async def _speaker_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(UPDATE_INTERVAL)
+            self._update_speakers(loop.time())
+
+    def _update_speakers(self, now: float) -> None:
+        """Close one speaker interval: feed the detector, and on change tell every participant."""
+        detector = self._speakers
+        for participant in self.participants.values():
+            windows = participant.drain_audio_levels()
+            # Hidden participants (recorders, agents) are never shown
+            # speaking: that would reveal them.
+            if not participant.permission.hidden:
+                for window in windows:
+                    detector.observe(participant.sid, window)
+        speakers = detector.update(now)
+        if speakers is None:
+            return
+        for participant in self.participants.values():
+            participant.sink.send_speakers_changed(speakers)
+        self._context.counters.speaker_updates += len(self.participants)
+
     # -- closing ---------------------------------------------------------------
 
     def close(self, reason: str) -> None:
@@ -151,6 +185,7 @@ class Room:
             return
         self.closed = True
         self._cancel_close_timer()
+        self._speaker_task.cancel()
         leave = LeaveReason.SERVER_SHUTDOWN if reason == "server shutdown" else LeaveReason.ROOM_DELETED
         for participant in list(self.participants.values()):
             self.remove_participant(participant, leave)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from mediapod.protocol import models_pb2, signal_pb2
 from mediapod.rtc.participant import LeaveReason, Participant, ParticipantState
 from mediapod.rtc.room import Room
+from mediapod.rtc.speaker import Speaker
 from mediapod.rtc.track import PublishedTrack, TrackAnnouncement, TrackSource
 
 _TRACK_TYPES = {"audio": models_pb2.AUDIO, "video": models_pb2.VIDEO}
@@ -86,6 +87,12 @@ def participant_info(participant: Participant) -> models_pb2.ParticipantInfo:
             can_publish_data=permission.can_publish_data,
             hidden=permission.hidden,
         ),
+    )
+
+
+def speakers_changed(speakers: list[Speaker]) -> signal_pb2.SpeakersChanged:
+    return signal_pb2.SpeakersChanged(
+        speakers=[signal_pb2.SpeakerInfo(sid=s.sid, level=s.level, active=s.active) for s in speakers]
     )
 
 

@@ -22,6 +22,7 @@ from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.node import MediaNode
 from mediapod.rtc.participant import LeaveReason, Participant, Permission
 from mediapod.rtc.room import Room
+from mediapod.rtc.speaker import Speaker
 from mediapod.rtc.track import TrackAnnouncement
 from mediapod.routing.router import Router
 from mediapod.signal import convert
@@ -76,6 +77,9 @@ class QueueSink:
     def send_leave(self, reason: LeaveReason) -> None:
         self._put(signal_pb2.SignalResponse(leave=signal_pb2.LeaveRequest(reason=convert.LEAVE_REASONS[reason])))
         self.end()
+
+    def send_speakers_changed(self, speakers: list[Speaker]) -> None:
+        self._put(signal_pb2.SignalResponse(speakers_changed=convert.speakers_changed(speakers)))
 
     def send_pong(self, ping_timestamp: int) -> None:
         pong = signal_pb2.Pong(last_ping_timestamp=ping_timestamp, timestamp=int(time.time() * 1000))
