@@ -44,7 +44,7 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
     grpc_port = server.add_insecure_port(f"{config.grpc_host}:{config.grpc_port}")
     await server.start()
 
-    print_banner(config, grpc_port, node.context.udp_port, metrics_port)
+    print_banner(config, grpc_port, node.context.mux.local_address[1], metrics_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -64,7 +64,7 @@ def print_banner(config: MediaConfig, grpc_port: int, udp_port: int, metrics_por
     lines = [
         f"switchboard media pod {config.node_id} is up",
         f"  signaling (gRPC):  {config.grpc_host}:{grpc_port}",
-        f"  media (UDP):       {config.rtc.bind_ip}:{udp_port}, advertised as {config.rtc.advertised_ip}",
+        f"  media (UDP):       {config.rtc.bind_ip}:{udp_port}, advertised as {config.rtc.advertised_ip}:{config.rtc.advertised_port or udp_port}",
         f"  metrics:           http://{config.metrics_host}:{metrics_port}/metrics",
     ]
     if config.dev:

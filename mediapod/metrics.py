@@ -45,6 +45,11 @@ class MediaCounters:
         "plis_received",
         "firs_received",
         "nacks_received",
+        "nacks_sent",
+        "nack_misses",
+        "retransmitted_packets",
+        "retransmitted_bytes",
+        "packets_lost",
         "dtls_handshakes",
         "dtls_failures",
         "speaker_updates",
@@ -62,6 +67,11 @@ class MediaCounters:
         self.plis_received = 0
         self.firs_received = 0
         self.nacks_received = 0
+        self.nacks_sent = 0
+        self.nack_misses = 0
+        self.retransmitted_packets = 0
+        self.retransmitted_bytes = 0
+        self.packets_lost = 0
         self.dtls_handshakes = 0
         self.dtls_failures = 0
         self.speaker_updates = 0
@@ -104,6 +114,11 @@ class MediaCollector(Collector):
         yield counter("switchboard_plis_received", "Picture loss indications from subscribers", c.plis_received)
         yield counter("switchboard_firs_received", "Full intra requests from subscribers", c.firs_received)
         yield counter("switchboard_nacks_received", "Generic NACK packets from subscribers", c.nacks_received)
+        yield counter("switchboard_nacks_sent", "Generic NACK packets sent to publishers", c.nacks_sent)
+        yield counter("switchboard_nack_misses", "NACKed packets no longer in the buffer", c.nack_misses)
+        yield counter("switchboard_retransmitted_packets", "Packets retransmitted to subscribers", c.retransmitted_packets)
+        yield counter("switchboard_retransmitted_bytes", "Bytes retransmitted to subscribers", c.retransmitted_bytes)
+        yield counter("switchboard_packets_lost", "Publisher packets never recovered by NACK", c.packets_lost)
         yield counter("switchboard_dtls_handshakes", "Completed DTLS-SRTP handshakes", c.dtls_handshakes)
         yield counter("switchboard_dtls_failures", "Failed DTLS-SRTP handshakes", c.dtls_failures)
         yield counter("switchboard_speaker_updates", "Active speaker updates sent to participants", c.speaker_updates)

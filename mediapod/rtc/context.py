@@ -29,7 +29,7 @@ class MediaContext:
     certificate: DtlsCertificate
     ssl_context: SSL.Context
     advertised_ip: str
-    udp_port: int
+    udp_port: int  # as advertised in candidates
     counters: MediaCounters
 
     def new_transport(self) -> PeerTransport:

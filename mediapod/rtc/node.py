@@ -36,7 +36,7 @@ class MediaNode:
             certificate=certificate,
             ssl_context=certificate.ssl_context(),
             advertised_ip=config.rtc.advertised_ip,
-            udp_port=mux.local_address[1],
+            udp_port=config.rtc.advertised_port or mux.local_address[1],
             counters=counters,
         )
         return cls(config, context)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.context import MediaContext, new_sid
 from mediapod.rtc.publisher import PublisherConnection
-from mediapod.rtc.sdp import AnswerMedia, Codec, MediaDescription, SdpError, parse, select_codec
+from mediapod.rtc.sdp import AnswerMedia, Codec, MediaDescription, SdpError, parse, select_codec, select_rtx
 from mediapod.rtc.speaker import LevelWindow, Speaker
 from mediapod.rtc.subscriber import SubscriberConnection
 from mediapod.rtc.track import PublishedTrack, TrackAnnouncement
@@ -187,11 +187,12 @@ class Participant:
         by_mid = {t.mid: t for t in self.tracks.values()}
         for plan in plans:
             codec = select_codec(plan.media) if plan.accept else None
-            answers.append(AnswerMedia(offer=plan.media, codec=codec))
+            rtx = select_rtx(plan.media, codec) if codec is not None and ("nack", "") in codec.feedback else None
+            answers.append(AnswerMedia(offer=plan.media, codec=codec, rtx=rtx))
             if plan.announcement is not None and codec is not None:
                 cid, sid, ann = plan.announcement
                 del self._announced[cid]
-                new_tracks.append(self._publish(sid, ann, plan.media, codec))
+                new_tracks.append(self._publish(sid, ann, plan.media, codec, rtx))
         offered = {p.media.mid for p in plans if p.accept}
         for mid, track in by_mid.items():
             if mid not in offered:
@@ -237,7 +238,9 @@ class Participant:
             plan.announcement, plan.accept = (cid, sid, announcement), True
         return plans
 
-    def _publish(self, sid: str, announcement: TrackAnnouncement, media: MediaDescription, codec: Codec) -> PublishedTrack:
+    def _publish(
+        self, sid: str, announcement: TrackAnnouncement, media: MediaDescription, codec: Codec, rtx: Codec | None
+    ) -> PublishedTrack:
         ssrcs = media.primary_ssrcs()
         receiver = TrackReceiver(
             track_sid=sid,
@@ -246,8 +249,13 @@ class Participant:
             clock_rate=codec.clock_rate,
             ssrc=ssrcs[0] if ssrcs else 0,
             request_keyframe=self.publisher.request_keyframe,
+            # NACK the publisher for uplink loss only if it said it retransmits.
+            on_gap=self.publisher.schedule_nacks if ("nack", "") in codec.feedback else None,
         )
         self.publisher.add_receiver(media, receiver)
+        rtx_ssrc = media.rtx_ssrc_of(receiver.ssrc) if rtx is not None and receiver.ssrc else None
+        if rtx is not None and rtx_ssrc is not None:
+            self.publisher.add_rtx(rtx_ssrc, receiver, codec.payload_type)
         track = PublishedTrack(
             sid=sid,
             announcement=announcement,

@@ -7,6 +7,7 @@ header extension of the first packet.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Callable
@@ -17,11 +18,14 @@ from mediapod.rtc.speaker import AudioLevelTap
 from mediapod.rtp.errors import MalformedPacket
 from mediapod.rtp.packet import RtpHeader, get_header_extension
 from mediapod.rtp.rtcp import (
+    Nack,
     PictureLossIndication,
     ReceiverReport,
     SenderReport,
     parse_rtcp,
 )
+from mediapod.rtp.rtx import unwrap_rtx
+from mediapod.sfu.nack import REORDER_GRACE
 from mediapod.sfu.receiver import TrackReceiver
 from mediapod.transport.dtls import DtlsState
 
@@ -41,6 +45,8 @@ class PublisherConnection:
         self._by_mid: dict[str, TrackReceiver] = {}
         self._mid_extension_id: int | None = None
         self._audio_levels: dict[TrackReceiver, AudioLevelTap] = {}
+        self._rtx: dict[int, tuple[TrackReceiver, int]] = {}  # RTX SSRC -> (receiver, primary payload type)
+        self._nack_timer: asyncio.TimerHandle | None = None
 
     def answer(self, offer: SessionDescription, answers: list[AnswerMedia]) -> str:
         """Apply an offer whose m-lines were already matched to tracks; return our answer."""
@@ -64,11 +70,44 @@ class PublisherConnection:
         """The audio-level accumulator of receiver's track, if its sender negotiated RFC 6464."""
         return self._audio_levels.get(receiver)
 
+    def add_rtx(self, rtx_ssrc: int, receiver: TrackReceiver, payload_type: int) -> None:
+        """Route the publisher's RTX stream rtx_ssrc into receiver as payload_type packets."""
+        self._rtx[rtx_ssrc] = (receiver, payload_type)
+
     def remove_receiver(self, receiver: TrackReceiver) -> None:
         self._audio_levels.pop(receiver, None)
         for table in (self._by_ssrc, self._by_mid):
             for key in [k for k, r in table.items() if r is receiver]:
                 del table[key]
+        for key in [k for k, (r, _) in self._rtx.items() if r is receiver]:
+            del self._rtx[key]
+
+    def schedule_nacks(self) -> None:
+        """A receiver saw a gap: send NACKs once the reorder grace has passed."""
+        if self._nack_timer is None:
+            self._nack_timer = asyncio.get_running_loop().call_later(REORDER_GRACE, self._flush_nacks)
+
+    def _flush_nacks(self) -> None:
+        self._nack_timer = None
+        now = time.monotonic()
+        counters = self._counters
+        next_due: float | None = None
+        for receiver in set(self._by_ssrc.values()):
+            generator = receiver.nacks
+            if generator is None:
+                continue
+            lost_before = generator.lost
+            due = generator.due(now)
+            counters.packets_lost += generator.lost - lost_before
+            if due:
+                nack = Nack(sender_ssrc=self.rtcp_ssrc, media_ssrc=receiver.ssrc, lost=due)
+                self.transport.send_rtcp(nack.serialize())
+                counters.nacks_sent += 1
+            pending = generator.next_due()
+            if pending is not None and (next_due is None or pending < next_due):
+                next_due = pending
+        if next_due is not None:
+            self._nack_timer = asyncio.get_running_loop().call_later(max(next_due - now, 0.005), self._flush_nacks)
 
     def request_keyframe(self, media_ssrc: int) -> None:
         self.transport.send_rtcp(PictureLossIndication(sender_ssrc=self.rtcp_ssrc, media_ssrc=media_ssrc).serialize())
@@ -83,6 +122,9 @@ class PublisherConnection:
             self.transport.send_rtcp(ReceiverReport(ssrc=self.rtcp_ssrc, reports=reports[:31]).serialize())
 
     def close(self) -> None:
+        if self._nack_timer is not None:
+            self._nack_timer.cancel()
+            self._nack_timer = None
         self.transport.close()
         self._by_ssrc.clear()
         self._by_mid.clear()
@@ -97,6 +139,10 @@ class PublisherConnection:
             return
         receiver = self._by_ssrc.get(header.ssrc)
         if receiver is None:
+            rtx = self._rtx.get(header.ssrc)
+            if rtx is not None:
+                self._on_rtx(packet, header, *rtx)
+                return
             receiver = self._learn_ssrc(packet, header.ssrc)
             if receiver is None:
                 counters.drops["rtp_unknown_ssrc"] += 1
@@ -121,6 +167,18 @@ class PublisherConnection:
             self._by_ssrc[ssrc] = receiver
             return receiver
         return None
+
+    def _on_rtx(self, packet: bytes, header: RtpHeader, receiver: TrackReceiver, payload_type: int) -> None:
+        """A retransmission we asked for: back into the primary stream it belongs to."""
+        try:
+            original = unwrap_rtx(packet, header, payload_type, receiver.ssrc)
+            header = RtpHeader.parse(original)
+        except MalformedPacket:
+            self._counters.drops["rtp_malformed"] += 1
+            return
+        self._counters.rtp_packets_in += 1
+        self._counters.rtp_bytes_in += len(packet)
+        receiver.on_rtp(original, header, time.monotonic())
 
     def _on_rtcp(self, data: bytes) -> None:
         try:

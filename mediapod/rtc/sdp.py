@@ -90,6 +90,13 @@ class MediaDescription:
                 return ext_id
         return None
 
+    def rtx_ssrc_of(self, ssrc: int) -> int | None:
+        """The RTX SSRC paired with ssrc by an ssrc-group FID line."""
+        for semantics, group in self.ssrc_groups:
+            if semantics == "FID" and len(group) == 2 and group[0] == ssrc:
+                return group[1]
+        return None
+
     def primary_ssrcs(self) -> list[int]:
         """SSRCs that carry media, leaving out FID (RTX) and FEC-FR repair streams."""
         repair = {group[1] for sem, group in self.ssrc_groups if sem in ("FID", "FEC-FR") and len(group) > 1}
@@ -285,6 +292,7 @@ class AnswerMedia:
 
     offer: MediaDescription
     codec: Codec | None  # None rejects the m-line (port 0)
+    rtx: Codec | None = None  # the offered RTX for codec, when the publisher can retransmit
 
 
 @dataclass(slots=True)
@@ -299,6 +307,8 @@ class OfferMedia:
     stream_id: str = ""
     track_id: str = ""
     active: bool = True
+    rtx: Codec | None = None  # RTX (RFC 4588) for codec; then rtx_ssrc carries retransmissions
+    rtx_ssrc: int = 0
 
 
 def select_codec(media: MediaDescription) -> Codec | None:
@@ -321,6 +331,19 @@ def select_codec(media: MediaDescription) -> Codec | None:
     return None
 
 
+def select_rtx(media: MediaDescription, primary: Codec) -> Codec | None:
+    """The offered RTX codec whose apt is the primary codec, if retransmission is offered."""
+    for codec in media.codecs:
+        if codec.name.lower() == "rtx" and codec.fmtp_params().get("apt") == str(primary.payload_type):
+            return Codec(codec.payload_type, codec.name, codec.clock_rate, None, codec.fmtp)
+    return None
+
+
+def rtx_codec(payload_type: int, primary: Codec) -> Codec:
+    """An RTX codec retransmitting ``primary``."""
+    return Codec(payload_type, "rtx", primary.clock_rate, None, f"apt={primary.payload_type}")
+
+
 def write_answer(offer: SessionDescription, answers: Iterable[AnswerMedia], local: LocalParameters) -> str:
     """Our answer to a publisher offer: recvonly for accepted m-lines, port 0 otherwise."""
     media = []
@@ -329,7 +352,7 @@ def write_answer(offer: SessionDescription, answers: Iterable[AnswerMedia], loca
         if answer.codec is None or off.kind == "application":
             media.append(_rejected(off))
             continue
-        entry = _media_base(off.kind, off.mid, answer.codec, local)
+        entry = _media_base(off.kind, off.mid, answer.codec, local, answer.rtx)
         entry["direction"] = "recvonly" if off.direction in ("sendrecv", "sendonly") else "inactive"
         entry["ext"] = [
             {"value": ext_id, "uri": uri} for ext_id, uri in sorted(off.extensions.items()) if uri in ACCEPTED_EXTENSIONS
@@ -349,36 +372,47 @@ def write_offer(slots: Iterable[OfferMedia], local: LocalParameters, session_ver
     """
     media = []
     for slot in slots:
-        entry = _media_base(slot.kind, slot.mid, slot.codec, local)
+        entry = _media_base(slot.kind, slot.mid, slot.codec, local, slot.rtx if slot.active else None)
         entry["setup"] = "actpass"
         entry["ext"] = [{"value": 1, "uri": MID_URI}]
         if slot.active:
             entry["direction"] = "sendonly"
             entry["msid"] = f"{slot.stream_id} {slot.track_id}"
+            ssrcs = [slot.ssrc, slot.rtx_ssrc] if slot.rtx is not None else [slot.ssrc]
             entry["ssrcs"] = [
-                {"id": slot.ssrc, "attribute": "cname", "value": slot.cname},
-                {"id": slot.ssrc, "attribute": "msid", "value": f"{slot.stream_id} {slot.track_id}"},
+                line
+                for ssrc in ssrcs
+                for line in (
+                    {"id": ssrc, "attribute": "cname", "value": slot.cname},
+                    {"id": ssrc, "attribute": "msid", "value": f"{slot.stream_id} {slot.track_id}"},
+                )
             ]
+            if slot.rtx is not None:
+                entry["ssrcGroups"] = [{"semantics": "FID", "ssrcs": f"{slot.ssrc} {slot.rtx_ssrc}"}]
         else:
             entry["direction"] = "inactive"
         media.append(entry)
     return _write_session(media, [m["mid"] for m in media], session_version)
 
 
-def _media_base(kind: str, mid: str, codec: Codec, local: LocalParameters) -> dict[str, Any]:
-    rtp: dict[str, Any] = {"payload": codec.payload_type, "codec": codec.name, "rate": codec.clock_rate}
-    if codec.channels:
-        rtp["encoding"] = codec.channels
+def _media_base(kind: str, mid: str, codec: Codec, local: LocalParameters, rtx: Codec | None = None) -> dict[str, Any]:
+    codecs = [codec, rtx] if rtx is not None else [codec]
+    rtp = []
+    for c in codecs:
+        line: dict[str, Any] = {"payload": c.payload_type, "codec": c.name, "rate": c.clock_rate}
+        if c.channels:
+            line["encoding"] = c.channels
+        rtp.append(line)
     entry: dict[str, Any] = {
         "type": kind,
         "port": 9,
         "protocol": "UDP/TLS/RTP/SAVPF",
-        "payloads": str(codec.payload_type),
+        "payloads": " ".join(str(c.payload_type) for c in codecs),
         "connection": {"version": 4, "ip": "0.0.0.0"},
         "mid": mid,
         "rtcpMux": "rtcp-mux",
-        "rtp": [rtp],
-        "fmtp": [{"payload": codec.payload_type, "config": codec.fmtp}] if codec.fmtp else [],
+        "rtp": rtp,
+        "fmtp": [{"payload": c.payload_type, "config": c.fmtp} for c in codecs if c.fmtp],
         "rtcpFb": [
             {"payload": codec.payload_type, "type": fb_type, **({"subtype": sub} if sub else {})}
             for fb_type, sub in codec.feedback

@@ -11,12 +11,13 @@ m-lines can never be removed from a session.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.context import MediaContext
-from mediapod.rtc.sdp import Codec, OfferMedia, SdpError, parse, write_offer
+from mediapod.rtc.sdp import Codec, OfferMedia, SdpError, parse, rtx_codec, write_offer
 from mediapod.rtc.track import PublishedTrack
 from mediapod.rtp.errors import MalformedPacket
 from mediapod.rtp.rtcp import (
@@ -28,6 +29,7 @@ from mediapod.rtp.rtcp import (
     parse_rtcp,
     serialize_compound,
 )
+from mediapod.sfu.blank import blank_frames_for
 from mediapod.sfu.downtrack import DownTrack
 from mediapod.transport.dtls import DtlsState
 
@@ -44,6 +46,7 @@ class Slot:
     mid: str
     kind: str
     codec: Codec
+    rtx: Codec | None
     track: PublishedTrack | None
     downtrack: DownTrack | None
     negotiated: bool = False  # the client's answer accepted this slot's current track
@@ -85,17 +88,21 @@ class SubscriberConnection:
     def subscribe(self, track: PublishedTrack) -> None:
         if track.sid in self._by_track:
             return
-        codec = self._codec_for(track)
+        codec, rtx = self._codecs_for(track)
         downtrack = DownTrack(
             kind=track.kind,
             payload_type=codec.payload_type,
             clock_rate=codec.clock_rate,
             send=self.transport.send_rtp,
+            buffer=track.receiver.buffer,
+            counters=self._counters,
             is_keyframe=track.receiver.is_keyframe,
             request_keyframe=track.receiver.request_keyframe,
             cname=self._cname,
+            rtx_payload_type=rtx.payload_type if rtx is not None else None,
+            blank=blank_frames_for(track.mime_type),
         )
-        slot = Slot(mid=str(len(self._slots)), kind=track.kind, codec=codec, track=track, downtrack=downtrack)
+        slot = Slot(mid=str(len(self._slots)), kind=track.kind, codec=codec, rtx=rtx, track=track, downtrack=downtrack)
         self._slots.append(slot)
         self._by_track[track.sid] = slot
         self._by_ssrc[downtrack.ssrc] = slot
@@ -163,17 +170,31 @@ class SubscriberConnection:
         self._by_ssrc.clear()
         self.transport.close()
 
-    def _codec_for(self, track: PublishedTrack) -> Codec:
+    def _codecs_for(self, track: PublishedTrack) -> tuple[Codec, Codec | None]:
+        """The track's codec on this connection, and RTX for it when it is video."""
         source = track.codec
-        key = (track.kind, source.name.lower(), source.fmtp)
+        codec = Codec(
+            self._payload_type((track.kind, source.name.lower(), source.fmtp)),
+            source.name,
+            source.clock_rate,
+            source.channels,
+            source.fmtp,
+            list(source.feedback),
+        )
+        if track.kind != "video":
+            return codec, None
+        return codec, rtx_codec(self._payload_type((track.kind, "rtx", str(codec.payload_type))), codec)
+
+    def _payload_type(self, key: tuple[str, str, str]) -> int:
+        """One payload type per distinct codec configuration, unique across the bundle."""
         pt = self._payload_types.get(key)
         if pt is None:
             used = set(self._payload_types.values())
-            pt = _FIRST_PAYLOAD_TYPE[track.kind]
+            pt = _FIRST_PAYLOAD_TYPE[key[0]]
             while pt in used:
                 pt += 1
             self._payload_types[key] = pt
-        return Codec(pt, source.name, source.clock_rate, source.channels, source.fmtp, list(source.feedback))
+        return pt
 
     def _negotiate(self) -> None:
         if self._offer_pending:
@@ -197,6 +218,8 @@ class SubscriberConnection:
                     stream_id=track.publisher_sid if track else "",
                     track_id=track.sid if track else "",
                     active=track is not None,
+                    rtx=slot.rtx,
+                    rtx_ssrc=slot.downtrack.rtx_ssrc if slot.downtrack else 0,
                 )
             )
         self._send_offer(write_offer(slots, self._context.local_parameters(self.transport.ice), self._session_version))
@@ -229,8 +252,10 @@ class SubscriberConnection:
                 for ssrc, _ in packet.entries:
                     self._request_keyframe(ssrc)
             elif isinstance(packet, Nack):
-                # Counted now; answered from the packet cache with the sequencer.
                 counters.nacks_received += 1
+                slot = self._by_ssrc.get(packet.media_ssrc)
+                if slot is not None and slot.downtrack is not None:
+                    slot.downtrack.retransmit(packet.lost, time.monotonic())
 
     def _request_keyframe(self, ssrc: int) -> None:
         slot = self._by_ssrc.get(ssrc)

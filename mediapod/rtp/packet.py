@@ -343,3 +343,17 @@ class RtpPacket:
         if self.padding_size:
             parts.append(b"\x00" * (self.padding_size - 1) + bytes((self.padding_size,)))
         return b"".join(parts)
+
+
+def extend_sequence_number(highest: int, sequence_number: int) -> int:
+    """The extended (past 16 bits) value of sequence_number nearest to ``highest``.
+
+    Rings indexed by extended numbers keep advancing across the 65535 -> 0
+    wrap; late packets just before a wrap map below ``highest``.
+    """
+    extended = (highest & ~0xFFFF) | sequence_number
+    if extended > highest + 0x8000:
+        extended -= 0x10000
+    elif extended < highest - 0x8000:
+        extended += 0x10000
+    return extended

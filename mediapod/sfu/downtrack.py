@@ -12,8 +12,14 @@ import struct
 import time
 from collections.abc import Callable
 
+from mediapod.metrics import MediaCounters
+from mediapod.rtp.errors import MalformedPacket
 from mediapod.rtp.packet import RTP_HEADER_SIZE, RtpHeader
 from mediapod.rtp.rtcp import SenderReport, ntp_now
+from mediapod.rtp.rtx import wrap_rtx
+from mediapod.sfu.blank import BlankFrames
+from mediapod.sfu.buffer import PacketBuffer
+from mediapod.sfu.sequencer import Sequencer
 
 _FIXED = struct.Struct("!BBHII")
 
@@ -29,12 +35,15 @@ class DownTrack:
     it cannot decode; audio starts on any packet. Once started, output
     sequence number and timestamp are the input's plus fixed offsets, so input
     gaps stay gaps (the subscriber may NACK them) and nothing else is added.
+    NACKed packets are resent from the receiver's buffer, over RTX when the
+    subscriber negotiated it (``rtx_payload_type``).
     """
 
     __slots__ = (
-        "ssrc", "payload_type", "clock_rate", "kind", "_send", "_is_keyframe", "_request_keyframe",
-        "_started", "_bound", "_closed", "_seq_offset", "_ts_offset", "_last_seq", "_last_ts",
-        "_last_sent_at", "packets_sent", "octets_sent", "_last_keyframe_ask", "cname",
+        "ssrc", "rtx_ssrc", "payload_type", "rtx_payload_type", "clock_rate", "kind", "_send", "_buffer",
+        "_counters", "_is_keyframe", "_request_keyframe", "_started", "_bound", "_closed", "_seq_offset",
+        "_ts_offset", "_last_seq", "_last_ts", "_rtx_seq", "_last_sent_at", "packets_sent", "octets_sent",
+        "_last_keyframe_ask", "cname", "sequencer", "_blank",
     )
 
     def __init__(
@@ -43,12 +52,23 @@ class DownTrack:
         payload_type: int,
         clock_rate: int,
         send: Callable[[bytes], None],
+        buffer: PacketBuffer,
+        counters: MediaCounters,
         is_keyframe: Callable[[bytes], bool] | None,
         request_keyframe: Callable[[], bool],
         cname: str,
+        rtx_payload_type: int | None = None,
+        blank: BlankFrames | None = None,
     ) -> None:
         self.ssrc = secrets.randbits(32) or 1
+        self.rtx_ssrc = secrets.randbits(32) or 2
         self.payload_type = payload_type
+        self.rtx_payload_type = rtx_payload_type
+        self._buffer = buffer
+        self._counters = counters
+        self._blank = blank
+        self.sequencer = Sequencer()
+        self._rtx_seq = secrets.randbits(15)
         self.clock_rate = clock_rate
         self.kind = kind
         self.cname = cname
@@ -84,6 +104,23 @@ class DownTrack:
         """Wait for the next keyframe again, continuing our numbering without a gap."""
         self._started = False
 
+    def mute(self) -> None:
+        """End the stream on blank frames so the decoder stops clean, then hold until a keyframe."""
+        blank = self._blank
+        if self._started and self._bound and blank is not None:
+            now = time.monotonic()
+            ts = (self._last_ts + max(1, int((now - self._last_sent_at) * self.clock_rate))) & 0xFFFFFFFF
+            marker = self.kind == "video"  # each blank video frame is one whole frame
+            for payload in blank.payloads:
+                seq = (self._last_seq + 1) & 0xFFFF
+                header = _FIXED.pack(0x80, (0x80 if marker else 0) | self.payload_type, seq, ts, self.ssrc)
+                self._last_seq, self._last_ts, self._last_sent_at = seq, ts, now
+                self.packets_sent += 1
+                self.octets_sent += len(payload)
+                self._send(header + payload)
+                ts = (ts + blank.frame_ticks) & 0xFFFFFFFF
+        self._started = False
+
     def close(self) -> None:
         self._closed = True
         self._bound = False
@@ -96,23 +133,54 @@ class DownTrack:
                 return
         seq = (header.sequence_number + self._seq_offset) & 0xFFFF
         ts = (header.timestamp + self._ts_offset) & 0xFFFFFFFF
+        if ((seq - self._last_seq) & 0xFFFF) < 0x8000:
+            # Not a late packet filling an older hole: it moves the stream on.
+            self._last_seq = seq
+            self._last_ts = ts
+            self._last_sent_at = time.monotonic()
+        self.sequencer.push(seq, header.sequence_number, ts, header.marker)
+        self.packets_sent += 1
+        self.octets_sent += header.payload_end - header.header_size
+        self._send(self._munge(packet, header, seq, ts))
+
+    def _munge(self, packet: bytes, header: RtpHeader, seq: int, ts: int) -> bytes:
+        """The packet as this subscriber sees it: our SSRC, seq, timestamp, payload type."""
         b0 = packet[0]
         if b0 & 0x10:
             # Strip the publisher's header extensions: their ids were
             # negotiated with the publisher, not with this subscriber.
             csrc_end = RTP_HEADER_SIZE + 4 * (b0 & 0x0F)
-            out = bytearray(packet[: csrc_end])
+            out = bytearray(packet[:csrc_end])
             out += memoryview(packet)[header.header_size :]
             b0 &= ~0x10
         else:
             out = bytearray(packet)
         _FIXED.pack_into(out, 0, b0, (0x80 if header.marker else 0) | self.payload_type, seq, ts, self.ssrc)
-        self._last_seq = seq
-        self._last_ts = ts
-        self._last_sent_at = time.monotonic()
-        self.packets_sent += 1
-        self.octets_sent += header.payload_end - header.header_size
-        self._send(bytes(out))
+        return bytes(out)
+
+    def retransmit(self, lost: list[int], now: float) -> None:
+        """Answer a subscriber's NACK from the buffer, once per RTT window per packet."""
+        counters = self._counters
+        for seq in lost:
+            found = self.sequencer.lookup_for_retransmit(seq, now)
+            if found is None:
+                continue
+            source_seq, ts, _ = found
+            packet = self._buffer.get(source_seq)
+            if packet is None:
+                counters.nack_misses += 1
+                continue
+            try:
+                header = RtpHeader.parse(packet)
+            except MalformedPacket:
+                continue
+            out = self._munge(packet, header, seq, ts)
+            if self.rtx_payload_type is not None:
+                self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+                out = wrap_rtx(out, RtpHeader.parse(out), self.rtx_payload_type, self._rtx_seq, self.rtx_ssrc)
+            counters.retransmitted_packets += 1
+            counters.retransmitted_bytes += len(out)
+            self._send(out)
 
     def _start(self, packet: bytes, header: RtpHeader) -> bool:
         is_keyframe = self._is_keyframe
@@ -122,9 +190,13 @@ class DownTrack:
                 self._last_keyframe_ask = now
                 self._request_keyframe()
             return False
-        # Continue our own numbering one step after what we last sent.
+        # Continue our own numbering one step after what we last sent, and our
+        # clock by the time that passed, so a resumed stream plays in real time.
+        ticks = 1
+        if self._last_sent_at:
+            ticks = max(1, int((time.monotonic() - self._last_sent_at) * self.clock_rate))
         self._seq_offset = (self._last_seq + 1 - header.sequence_number) & 0xFFFF
-        self._ts_offset = (self._last_ts + 1 - header.timestamp) & 0xFFFFFFFF
+        self._ts_offset = (self._last_ts + ticks - header.timestamp) & 0xFFFFFFFF
         self._started = True
         return True
 

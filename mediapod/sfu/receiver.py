@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from mediapod.rtp.codecs import KEYFRAME_DETECTORS
 from mediapod.rtp.packet import RtpHeader
 from mediapod.rtp.rtcp import ReceptionReport, SenderReport, ntp_middle32
+from mediapod.sfu.buffer import AUDIO_CAPACITY, VIDEO_CAPACITY, PacketBuffer
+from mediapod.sfu.nack import NackGenerator
 
 if TYPE_CHECKING:
     from mediapod.sfu.downtrack import DownTrack
@@ -91,7 +93,13 @@ class ReceptionStats:
 
 
 class TrackReceiver:
-    """Fan-out point of one published track (one SSRC; simulcast layers come later)."""
+    """Fan-out point of one published track (one SSRC; simulcast layers come later).
+
+    Every packet is kept in ``buffer`` for retransmission to subscribers.
+    With ``on_gap`` set (the publisher negotiated NACK), sequence gaps are
+    tracked in ``nacks`` and on_gap asks the owner to flush NACKs soon;
+    duplicates (a retransmission of something already here) are dropped.
+    """
 
     def __init__(
         self,
@@ -101,6 +109,7 @@ class TrackReceiver:
         clock_rate: int,
         ssrc: int,
         request_keyframe: Callable[[int], None],
+        on_gap: Callable[[], None] | None = None,
     ) -> None:
         self.track_sid = track_sid
         self.kind = kind
@@ -109,6 +118,9 @@ class TrackReceiver:
         self.ssrc = ssrc
         self.is_keyframe = KEYFRAME_DETECTORS.get(mime_type.lower())
         self.stats = ReceptionStats(clock_rate)
+        self.buffer = PacketBuffer(VIDEO_CAPACITY if kind == "video" else AUDIO_CAPACITY)
+        self.nacks = NackGenerator() if on_gap is not None else None
+        self._on_gap = on_gap
         self._downtracks: tuple[DownTrack, ...] = ()
         self._send_keyframe_request = request_keyframe
         self._last_keyframe_request = 0.0
@@ -127,18 +139,29 @@ class TrackReceiver:
         self._downtracks = tuple(d for d in self._downtracks if d is not downtrack)
 
     def on_rtp(self, packet: bytes, header: RtpHeader, arrival: float) -> None:
-        self.stats.update(header.sequence_number, header.timestamp, arrival)
+        sequence_number = header.sequence_number
+        buffer = self.buffer
+        if sequence_number in buffer:
+            return  # a duplicate: retransmitted after it arrived anyway
+        buffer.put(sequence_number, packet)
+        self.stats.update(sequence_number, header.timestamp, arrival)
+        nacks = self.nacks
+        if nacks is not None and nacks.on_packet(sequence_number, arrival) and self._on_gap is not None:
+            self._on_gap()
         if self.muted:
             return
         for downtrack in self._downtracks:
             downtrack.write(packet, header)
 
     def set_muted(self, muted: bool) -> None:
-        """Stop fan-out while muted; on unmute every DownTrack resumes on a keyframe."""
+        """Stop fan-out while muted (after blank frames); on unmute every DownTrack resumes on a keyframe."""
         if muted == self.muted:
             return
         self.muted = muted
-        if not muted:
+        if muted:
+            for downtrack in self._downtracks:
+                downtrack.mute()
+        else:
             for downtrack in self._downtracks:
                 downtrack.resume_on_keyframe()
             self.request_keyframe()
