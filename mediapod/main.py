@@ -12,6 +12,7 @@ import grpc
 from prometheus_client import CollectorRegistry
 
 from mediapod import auth
+from mediapod.cluster import Cluster
 from mediapod.config import DEV_API_KEY, DEV_API_SECRET, ConfigError, MediaConfig, load_config
 from mediapod.metrics import MediaCollector, serve_metrics
 from mediapod.protocol import room_service_pb2_grpc, signal_pb2_grpc
@@ -28,8 +29,10 @@ SHUTDOWN_GRACE = 2.0
 async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None:
     """Run the media pod until cancelled or signalled."""
     node = await MediaNode.start(config)
-    router = LocalRouter(config.node_id)
     verifier = auth.TokenVerifier(config.keys)
+    # With a Redis address the pod is one node of a cluster; without, it hosts every room itself.
+    cluster = await Cluster.start(config, node, verifier) if config.redis.address else None
+    router = cluster.router if cluster else LocalRouter(config.node_id)
     if not config.dev:
         for key in auth.weak_secrets(config.keys):
             log.warning("API key %r has a secret shorter than %d bytes; tokens signed with it are easy to forge", key, auth.MIN_SECRET_BYTES)
@@ -39,24 +42,36 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
     metrics_port = serve_metrics(registry, config.metrics_host, config.metrics_port)
 
     server = grpc.aio.server()
-    signal_pb2_grpc.add_SignalServicer_to_server(SignalServicer(node, router, verifier), server)
-    room_service_pb2_grpc.add_RoomServiceServicer_to_server(RoomServicer(node, verifier), server)
+    signal_servicer = SignalServicer(node, router, verifier)
+    room_servicer = RoomServicer(node, verifier)
+    if cluster:
+        room_servicer = cluster.route(signal_servicer, room_servicer)
+    signal_pb2_grpc.add_SignalServicer_to_server(signal_servicer, server)
+    room_service_pb2_grpc.add_RoomServiceServicer_to_server(room_servicer, server)
     grpc_port = server.add_insecure_port(f"{config.grpc_host}:{config.grpc_port}")
     await server.start()
+    if cluster:
+        await cluster.serving(grpc_port)
 
     print_banner(config, grpc_port, node.context.mux.local_address[1], metrics_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    # In a cluster SIGTERM drains (a second one stops at once); alone it stops.
+    loop.add_signal_handler(signal.SIGTERM, cluster.request_drain(stop) if cluster else stop.set)
     if ready is not None:
         ready.set()
     try:
-        await stop.wait()
+        if cluster:
+            await cluster.run_until_drained(stop)
+        else:
+            await stop.wait()
     finally:
         log.info("shutting down")
         node.close()
         await server.stop(SHUTDOWN_GRACE)
+        if cluster:
+            await cluster.close()
 
 
 def print_banner(config: MediaConfig, grpc_port: int, udp_port: int, metrics_port: int) -> None:

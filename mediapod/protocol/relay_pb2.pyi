@@ -47,20 +47,22 @@ class SessionEnd(_message.Message):
     def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., retry_elsewhere: _Optional[bool] = ...) -> None: ...
 
 class RoomCall(_message.Message):
-    __slots__ = ("create_room", "list_rooms", "delete_room", "list_participants", "remove_participant", "mute_published_track")
+    __slots__ = ("token", "create_room", "list_rooms", "delete_room", "list_participants", "remove_participant", "mute_published_track")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
     CREATE_ROOM_FIELD_NUMBER: _ClassVar[int]
     LIST_ROOMS_FIELD_NUMBER: _ClassVar[int]
     DELETE_ROOM_FIELD_NUMBER: _ClassVar[int]
     LIST_PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
     REMOVE_PARTICIPANT_FIELD_NUMBER: _ClassVar[int]
     MUTE_PUBLISHED_TRACK_FIELD_NUMBER: _ClassVar[int]
+    token: str
     create_room: _room_service_pb2.CreateRoomRequest
     list_rooms: _room_service_pb2.ListRoomsRequest
     delete_room: _room_service_pb2.DeleteRoomRequest
     list_participants: _room_service_pb2.ListParticipantsRequest
     remove_participant: _room_service_pb2.RoomParticipantIdentity
     mute_published_track: _room_service_pb2.MuteRoomTrackRequest
-    def __init__(self, create_room: _Optional[_Union[_room_service_pb2.CreateRoomRequest, _Mapping]] = ..., list_rooms: _Optional[_Union[_room_service_pb2.ListRoomsRequest, _Mapping]] = ..., delete_room: _Optional[_Union[_room_service_pb2.DeleteRoomRequest, _Mapping]] = ..., list_participants: _Optional[_Union[_room_service_pb2.ListParticipantsRequest, _Mapping]] = ..., remove_participant: _Optional[_Union[_room_service_pb2.RoomParticipantIdentity, _Mapping]] = ..., mute_published_track: _Optional[_Union[_room_service_pb2.MuteRoomTrackRequest, _Mapping]] = ...) -> None: ...
+    def __init__(self, token: _Optional[str] = ..., create_room: _Optional[_Union[_room_service_pb2.CreateRoomRequest, _Mapping]] = ..., list_rooms: _Optional[_Union[_room_service_pb2.ListRoomsRequest, _Mapping]] = ..., delete_room: _Optional[_Union[_room_service_pb2.DeleteRoomRequest, _Mapping]] = ..., list_participants: _Optional[_Union[_room_service_pb2.ListParticipantsRequest, _Mapping]] = ..., remove_participant: _Optional[_Union[_room_service_pb2.RoomParticipantIdentity, _Mapping]] = ..., mute_published_track: _Optional[_Union[_room_service_pb2.MuteRoomTrackRequest, _Mapping]] = ...) -> None: ...
 
 class RoomReply(_message.Message):
     __slots__ = ("code", "message", "room", "rooms", "deleted", "participants", "removed", "muted")

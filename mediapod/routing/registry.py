@@ -135,6 +135,11 @@ class Registry:
 
     # -- messages --------------------------------------------------------------
 
+    async def listeners(self, node_id: str) -> int:
+        """How many connections are subscribed to a node's channel."""
+        counts = await self._redis.pubsub_numsub(channel(node_id))
+        return int(counts[0][1]) if counts else 0
+
     async def publish(self, node_id: str, data: bytes) -> int:
         """Send one message to a node's channel; the number of listeners that got it."""
         return int(await self._redis.publish(channel(node_id), data))

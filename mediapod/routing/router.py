@@ -16,7 +16,11 @@ class Router(Protocol):
     def node_id(self) -> str: ...
 
     async def node_for_room(self, room_name: str) -> str:
-        """The id of the node hosting room_name, choosing one if it has none yet."""
+        """The id of the node hosting room_name, choosing one if it has none yet.
+
+        Raises:
+            RequestError: UNAVAILABLE / RESOURCE_EXHAUSTED when no node can take it.
+        """
         ...
 
     async def release_room(self, room_name: str) -> None:

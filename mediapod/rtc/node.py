@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from mediapod.config import MediaConfig
 from mediapod.metrics import MediaCounters, RoomGauges
@@ -23,6 +24,8 @@ class MediaNode:
         self.config = config
         self.context = context
         self.rooms: dict[str, Room] = {}
+        # Told the name of each room that closes (the router forgets where it was).
+        self.room_closed_listeners: list[Callable[[str], None]] = []
 
     @classmethod
     async def start(cls, config: MediaConfig) -> MediaNode:
@@ -100,3 +103,5 @@ class MediaNode:
         if self.rooms.get(room.name) is room:
             del self.rooms[room.name]
             log.info("room %s closed", room.name)
+            for listener in self.room_closed_listeners:
+                listener(room.name)

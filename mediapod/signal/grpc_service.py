@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import grpc
 
@@ -26,6 +26,9 @@ from mediapod.rtc.speaker import Speaker
 from mediapod.rtc.track import TrackAnnouncement
 from mediapod.routing.router import Router
 from mediapod.signal import convert
+
+if TYPE_CHECKING:
+    from mediapod.signal.relay import SignalRelay
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,8 @@ class SignalServicer(signal_pb2_grpc.SignalServicer):
         self._node = node
         self._router = router
         self._verifier = verifier
+        # Set when rooms may live on other nodes (RedisRouter): sessions for them are relayed.
+        self.relay: SignalRelay | None = None
 
     async def Connect(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:  # noqa: N802
         join = await self._read_join(context)
@@ -106,9 +111,25 @@ class SignalServicer(signal_pb2_grpc.SignalServicer):
             auth.require_room_join(claims, room_name)
         except auth.PermissionDenied as exc:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, exc.reason)
-        node_id = await self._router.node_for_room(room_name)
+        try:
+            node_id = await self._router.node_for_room(room_name)
+        except RequestError as exc:
+            await context.abort(status_of(exc.code), exc.message)
         if node_id != self._node.context.node_id:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"room {room_name!r} is hosted on node {node_id!r}")
+            if self.relay is None:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, f"room {room_name!r} is hosted on node {node_id!r}")
+            await self.relay.forward(node_id, join, claims, room_name, context)
+            return
+        await self.host_session(join, claims, room_name, context)
+
+    async def host_session(
+        self, join: signal_pb2.JoinRequest, claims: auth.Claims, room_name: str, context: grpc.aio.ServicerContext
+    ) -> None:
+        """Join the participant to room_name on this node and run its session until it ends.
+
+        context is the participant's own stream, or the relay of a stream
+        that landed on another node (same read/write/abort).
+        """
         sink = QueueSink()
         try:
             room = self._node.room_for_join(room_name)

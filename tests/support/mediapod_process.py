@@ -29,6 +29,7 @@ class MediaPodProcess:
 
     node_id: str = "test-node"
     env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)  # extra switchboard-media flags
     grpc_target: str = ""
     udp_port: int = 0
     metrics_url: str = ""
@@ -41,7 +42,7 @@ class MediaPodProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "mediapod.main", "--dev", "--node-id", self.node_id,
-             "--grpc-port", "0", "--udp-port", "0", "--metrics-port", "0"],
+             "--grpc-port", "0", "--udp-port", "0", "--metrics-port", "0", *self.args],
             stdout=subprocess.PIPE, stderr=log, text=True, env=env,
         )
         assert self.process.stdout is not None
@@ -63,15 +64,25 @@ class MediaPodProcess:
         self.metrics_url = found["metrics"].group(1)
         return self
 
-    def stop(self) -> None:
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(sig)
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
+
+    def kill(self) -> None:
+        """SIGKILL: the node vanishes without unregistering, as in a crash."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
+    def log_text(self) -> str:
+        with open(self.log_path) as f:
+            return f.read()
 
     def token(self, room: str, identity: str, *, ttl: timedelta = timedelta(minutes=10), **grants: object) -> str:
         grant = VideoGrant(room_join=True, room=room, **grants)  # type: ignore[arg-type]

@@ -106,3 +106,12 @@ async def test_publish_reaches_the_nodes_channel(redis: Redis) -> None:
     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
     assert message is not None and message["data"] == b"hello"
     await pubsub.aclose()
+
+
+async def test_listeners_counts_subscriptions_to_a_nodes_channel(redis: Redis) -> None:
+    table = Registry(redis)
+    assert await table.listeners("b") == 0
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(registry.channel("b"))
+    assert await table.listeners("b") == 1
+    await pubsub.aclose()

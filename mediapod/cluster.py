@@ -1,0 +1,92 @@
+"""One media pod as a node of a cluster: its RedisRouter, its relay, and how it drains.
+
+main.py builds a Cluster only when ``redis.address`` is set; without it the
+pod uses the LocalRouter and none of this exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from mediapod import auth
+from mediapod.config import MediaConfig
+from mediapod.routing.redis_router import RedisRouter
+from mediapod.rtc.node import MediaNode
+from mediapod.signal.grpc_service import RoomServicer, SignalServicer
+from mediapod.signal.relay import SignalRelay
+from mediapod.signal.room_routing import RoutedRoomServicer
+
+log = logging.getLogger(__name__)
+
+
+class Cluster:
+    """Wires routing into the gRPC front end and runs the drain on SIGTERM."""
+
+    def __init__(self, config: MediaConfig, node: MediaNode, verifier: auth.TokenVerifier, router: RedisRouter) -> None:
+        self._config = config
+        self._node = node
+        self._verifier = verifier
+        self.router = router
+        self.relay: SignalRelay | None = None
+        self._drain = asyncio.Event()
+
+    @classmethod
+    async def start(cls, config: MediaConfig, node: MediaNode, verifier: auth.TokenVerifier) -> Cluster:
+        """Register the node (STARTING) in Redis; a Redis that is down is retried in the background."""
+        router = RedisRouter(config, node)
+        await router.start()
+        return cls(config, node, verifier, router)
+
+    def route(self, signal: SignalServicer, rooms: RoomServicer) -> RoutedRoomServicer:
+        """Relay signal sessions for rooms elsewhere; return the RoomService to serve."""
+        self.relay = SignalRelay(self.router, signal, rooms, self._verifier, self._config.routing.heartbeat_interval)
+        signal.relay = self.relay
+        return RoutedRoomServicer(self._node, self._verifier, self.router, self.relay)
+
+    async def serving(self, grpc_port: int) -> None:
+        await self.router.set_serving(grpc_port)
+        log.info("node %s serving; routing through Redis at %s", self._config.node_id, self._config.redis.address)
+
+    def request_drain(self, stop: asyncio.Event) -> Callable[[], None]:
+        """A signal handler: the first call drains, the next one stops at once."""
+
+        def handle() -> None:
+            if self._drain.is_set():
+                stop.set()
+            else:
+                self._drain.set()
+
+        return handle
+
+    def idle(self) -> bool:
+        """Nothing left to serve: no hosted room, no session relayed through here."""
+        return not self._node.rooms and (self.relay is None or self.relay.active_sessions == 0)
+
+    async def run_until_drained(self, stop: asyncio.Event) -> None:
+        """Serve until stop, or until a drain was requested and every room and session has ended."""
+        stopped = asyncio.ensure_future(stop.wait())
+        draining = asyncio.ensure_future(self._drain.wait())
+        try:
+            await asyncio.wait({stopped, draining}, return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set():
+                return
+            await self.router.drain()
+            timeout = self._config.routing.drain_timeout
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout if timeout > 0 else None
+            while not stop.is_set() and not self.idle():
+                if deadline is not None and loop.time() >= deadline:
+                    log.warning("drain timeout (%.0f s) reached with %d room(s) left", timeout, len(self._node.rooms))
+                    return
+                await asyncio.wait({stopped}, timeout=0.5)
+            log.info("node %s drained", self._config.node_id)
+        finally:
+            stopped.cancel()
+            draining.cancel()
+
+    async def close(self) -> None:
+        if self.relay is not None:
+            await self.relay.close()
+        await self.router.stop()
