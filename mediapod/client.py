@@ -247,6 +247,21 @@ class Session:
             )
         )
 
+    async def set_video_quality(
+        self,
+        track_sids: list[str],
+        quality: int = signal_pb2.HIGH,
+        *,
+        width: int = 0,
+        height: int = 0,
+        max_temporal_layer: int | None = None,
+    ) -> None:
+        """Ask for a simulcast layer (by quality, or the size to fit); it changes on the next keyframe."""
+        settings = signal_pb2.UpdateTrackSettings(track_sids=track_sids, quality=quality, width=width, height=height)
+        if max_temporal_layer is not None:
+            settings.max_temporal_layer = max_temporal_layer
+        await self.send(signal_pb2.SignalRequest(track_settings=settings))
+
     async def wait_for_tracks(
         self, count: int, kind: str | None = None, timeout: float = DEFAULT_TIMEOUT
     ) -> list[RemoteTrack]:

@@ -50,6 +50,7 @@ class MediaCounters:
         "retransmitted_packets",
         "retransmitted_bytes",
         "packets_lost",
+        "layer_switches",
         "dtls_handshakes",
         "dtls_failures",
         "speaker_updates",
@@ -72,6 +73,7 @@ class MediaCounters:
         self.retransmitted_packets = 0
         self.retransmitted_bytes = 0
         self.packets_lost = 0
+        self.layer_switches = 0
         self.dtls_handshakes = 0
         self.dtls_failures = 0
         self.speaker_updates = 0
@@ -118,6 +120,7 @@ class MediaCollector(Collector):
         yield counter("switchboard_nack_misses", "NACKed packets no longer in the buffer", c.nack_misses)
         yield counter("switchboard_retransmitted_packets", "Packets retransmitted to subscribers", c.retransmitted_packets)
         yield counter("switchboard_retransmitted_bytes", "Bytes retransmitted to subscribers", c.retransmitted_bytes)
+        yield counter("switchboard_layer_switches", "Simulcast layer switches made by DownTracks", c.layer_switches)
         yield counter("switchboard_packets_lost", "Publisher packets never recovered by NACK", c.packets_lost)
         yield counter("switchboard_dtls_handshakes", "Completed DTLS-SRTP handshakes", c.dtls_handshakes)
         yield counter("switchboard_dtls_failures", "Failed DTLS-SRTP handshakes", c.dtls_failures)

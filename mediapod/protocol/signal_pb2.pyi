@@ -12,11 +12,20 @@ class SignalTarget(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PUBLISHER: _ClassVar[SignalTarget]
     SUBSCRIBER: _ClassVar[SignalTarget]
+
+class VideoQuality(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LOW: _ClassVar[VideoQuality]
+    MEDIUM: _ClassVar[VideoQuality]
+    HIGH: _ClassVar[VideoQuality]
 PUBLISHER: SignalTarget
 SUBSCRIBER: SignalTarget
+LOW: VideoQuality
+MEDIUM: VideoQuality
+HIGH: VideoQuality
 
 class SignalRequest(_message.Message):
-    __slots__ = ("request_id", "join", "offer", "answer", "trickle", "add_track", "mute", "subscription", "leave", "remove_track", "ping")
+    __slots__ = ("request_id", "join", "offer", "answer", "trickle", "add_track", "mute", "subscription", "leave", "remove_track", "ping", "track_settings")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     JOIN_FIELD_NUMBER: _ClassVar[int]
     OFFER_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +37,7 @@ class SignalRequest(_message.Message):
     LEAVE_FIELD_NUMBER: _ClassVar[int]
     REMOVE_TRACK_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
+    TRACK_SETTINGS_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     join: JoinRequest
     offer: SessionDescription
@@ -39,7 +49,8 @@ class SignalRequest(_message.Message):
     leave: LeaveRequest
     remove_track: RemoveTrackRequest
     ping: Ping
-    def __init__(self, request_id: _Optional[int] = ..., join: _Optional[_Union[JoinRequest, _Mapping]] = ..., offer: _Optional[_Union[SessionDescription, _Mapping]] = ..., answer: _Optional[_Union[SessionDescription, _Mapping]] = ..., trickle: _Optional[_Union[TrickleRequest, _Mapping]] = ..., add_track: _Optional[_Union[AddTrackRequest, _Mapping]] = ..., mute: _Optional[_Union[MuteTrackRequest, _Mapping]] = ..., subscription: _Optional[_Union[UpdateSubscription, _Mapping]] = ..., leave: _Optional[_Union[LeaveRequest, _Mapping]] = ..., remove_track: _Optional[_Union[RemoveTrackRequest, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ...) -> None: ...
+    track_settings: UpdateTrackSettings
+    def __init__(self, request_id: _Optional[int] = ..., join: _Optional[_Union[JoinRequest, _Mapping]] = ..., offer: _Optional[_Union[SessionDescription, _Mapping]] = ..., answer: _Optional[_Union[SessionDescription, _Mapping]] = ..., trickle: _Optional[_Union[TrickleRequest, _Mapping]] = ..., add_track: _Optional[_Union[AddTrackRequest, _Mapping]] = ..., mute: _Optional[_Union[MuteTrackRequest, _Mapping]] = ..., subscription: _Optional[_Union[UpdateSubscription, _Mapping]] = ..., leave: _Optional[_Union[LeaveRequest, _Mapping]] = ..., remove_track: _Optional[_Union[RemoveTrackRequest, _Mapping]] = ..., ping: _Optional[_Union[Ping, _Mapping]] = ..., track_settings: _Optional[_Union[UpdateTrackSettings, _Mapping]] = ...) -> None: ...
 
 class SignalResponse(_message.Message):
     __slots__ = ("join", "answer", "offer", "trickle", "update", "track_published", "leave", "mute", "error", "room_update", "track_unpublished", "pong", "speakers_changed")
@@ -158,6 +169,20 @@ class MuteTrackRequest(_message.Message):
     sid: str
     muted: bool
     def __init__(self, sid: _Optional[str] = ..., muted: _Optional[bool] = ...) -> None: ...
+
+class UpdateTrackSettings(_message.Message):
+    __slots__ = ("track_sids", "quality", "width", "height", "max_temporal_layer")
+    TRACK_SIDS_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    MAX_TEMPORAL_LAYER_FIELD_NUMBER: _ClassVar[int]
+    track_sids: _containers.RepeatedScalarFieldContainer[str]
+    quality: VideoQuality
+    width: int
+    height: int
+    max_temporal_layer: int
+    def __init__(self, track_sids: _Optional[_Iterable[str]] = ..., quality: _Optional[_Union[VideoQuality, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., max_temporal_layer: _Optional[int] = ...) -> None: ...
 
 class UpdateSubscription(_message.Message):
     __slots__ = ("track_sids", "subscribe")

@@ -20,6 +20,7 @@ from mediapod.rtc.sdp import AnswerMedia, Codec, MediaDescription, SdpError, par
 from mediapod.rtc.speaker import LevelWindow, Speaker
 from mediapod.rtc.subscriber import SubscriberConnection
 from mediapod.rtc.track import PublishedTrack, TrackAnnouncement
+from mediapod.sfu.downtrack import MAX_TEMPORAL_LAYER
 from mediapod.sfu.receiver import TrackReceiver
 from mediapod.transport.dtls import DtlsState
 
@@ -82,6 +83,18 @@ class _PublishPlan:
     accept: bool = False
 
 
+def _layer_order(rids: list[str], announcement: TrackAnnouncement) -> tuple[str, ...]:
+    """Simulcast rids lowest quality first: by announced layer width, else as offered.
+
+    Browsers list encodings as the application gave them; LiveKit clients
+    announce each layer's size with the track, which settles the order.
+    """
+    widths = {layer.rid: layer.width for layer in announcement.layers}
+    if rids and all(rid in widths for rid in rids):
+        return tuple(sorted(rids, key=lambda rid: widths[rid]))
+    return tuple(rids)
+
+
 class Participant:
     """One client in a room."""
 
@@ -130,7 +143,7 @@ class Participant:
             self._rtcp_task = None
         unpublished = list(self.tracks.values())
         for track in unpublished:
-            track.receiver.close()
+            track.close()
         self.tracks.clear()
         self.publisher.close()
         self.subscriber.close()
@@ -242,17 +255,24 @@ class Participant:
         self, sid: str, announcement: TrackAnnouncement, media: MediaDescription, codec: Codec, rtx: Codec | None
     ) -> PublishedTrack:
         ssrcs = media.primary_ssrcs()
-        receiver = TrackReceiver(
-            track_sid=sid,
-            kind=media.kind,
-            mime_type=codec.mime_type(media.kind),
-            clock_rate=codec.clock_rate,
-            ssrc=ssrcs[0] if ssrcs else 0,
-            request_keyframe=self.publisher.request_keyframe,
-            # NACK the publisher for uplink loss only if it said it retransmits.
-            on_gap=self.publisher.schedule_nacks if ("nack", "") in codec.feedback else None,
-        )
-        self.publisher.add_receiver(media, receiver)
+        rids = _layer_order(media.rids, announcement)
+        layers = []
+        for index, rid in enumerate(rids or ("",)):
+            receiver = TrackReceiver(
+                track_sid=sid,
+                kind=media.kind,
+                mime_type=codec.mime_type(media.kind),
+                clock_rate=codec.clock_rate,
+                # Simulcast layers signal no SSRCs: they are learned from the rid extension.
+                ssrc=ssrcs[0] if ssrcs and not rids else 0,
+                request_keyframe=self.publisher.request_keyframe,
+                # NACK the publisher for uplink loss only if it said it retransmits.
+                on_gap=self.publisher.schedule_nacks if ("nack", "") in codec.feedback else None,
+                layer=index,
+            )
+            self.publisher.add_receiver(media, receiver, rid)
+            layers.append(receiver)
+        receiver = layers[0]
         rtx_ssrc = media.rtx_ssrc_of(receiver.ssrc) if rtx is not None and receiver.ssrc else None
         if rtx is not None and rtx_ssrc is not None:
             self.publisher.add_rtx(rtx_ssrc, receiver, codec.payload_type)
@@ -263,10 +283,10 @@ class Participant:
             publisher_identity=self.identity,
             mid=media.mid,
             codec=codec,
-            receiver=receiver,
-            muted=announcement.muted,
+            layers=tuple(layers),
+            rids=rids,
         )
-        receiver.set_muted(track.muted)
+        track.set_muted(announcement.muted)
         self.tracks[sid] = track
         return track
 
@@ -277,8 +297,9 @@ class Participant:
         track = self.tracks.pop(track_sid, None)
         if track is None:
             raise RequestError(ErrorCode.NOT_FOUND, f"track {track_sid!r} is not published by this participant")
-        self.publisher.remove_receiver(track.receiver)
-        track.receiver.close()
+        for layer in track.layers:
+            self.publisher.remove_receiver(layer)
+        track.close()
         self.sink.send_track_unpublished(track_sid)
         self.room.on_track_unpublished(self, track)
 
@@ -287,8 +308,7 @@ class Participant:
         if track is None:
             raise RequestError(ErrorCode.NOT_FOUND, f"track {track_sid!r} is not published by this participant")
         if track.muted != muted:
-            track.muted = muted
-            track.receiver.set_muted(muted)
+            track.set_muted(muted)
             self.room.broadcast_update(self)
         return track
 
@@ -308,6 +328,20 @@ class Participant:
                 self.subscriber.subscribe(track)
             else:
                 self.subscriber.unsubscribe(track.sid)
+
+    def update_track_settings(
+        self, track_sids: list[str], quality: int, width: int, height: int, max_temporal: int | None
+    ) -> None:
+        """Set the simulcast layer (and VP8 temporal limit) forwarded for subscribed tracks."""
+        changes = []
+        for sid in track_sids:
+            track = self.room.find_track(sid)
+            if track is None or sid not in self.subscriber.subscribed_track_sids():
+                raise RequestError(ErrorCode.NOT_FOUND, f"not subscribed to track {sid!r}")
+            changes.append((sid, track.layer_for(quality, width, height)))
+        temporal = MAX_TEMPORAL_LAYER if max_temporal is None else max_temporal
+        for sid, layer in changes:
+            self.subscriber.set_layer(sid, layer, temporal)
 
     # -- events -------------------------------------------------------------
 

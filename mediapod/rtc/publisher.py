@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from mediapod.rtc.context import MediaContext
-from mediapod.rtc.sdp import AUDIO_LEVEL_URI, AnswerMedia, MediaDescription, SessionDescription, write_answer
+from mediapod.rtc.sdp import AUDIO_LEVEL_URI, MID_URI, RID_URI, AnswerMedia, MediaDescription, SessionDescription, write_answer
 from mediapod.rtc.speaker import AudioLevelTap
 from mediapod.rtp.errors import MalformedPacket
 from mediapod.rtp.packet import RtpHeader, get_header_extension
@@ -42,8 +42,9 @@ class PublisherConnection:
         self.transport.on_state = on_state
         self.rtcp_ssrc = secrets.randbits(32) or 1
         self._by_ssrc: dict[int, TrackReceiver] = {}
-        self._by_mid: dict[str, TrackReceiver] = {}
+        self._by_mid: dict[tuple[str, str], TrackReceiver] = {}  # (mid, rid) -> receiver
         self._mid_extension_id: int | None = None
+        self._rid_extension_id: int | None = None
         self._audio_levels: dict[TrackReceiver, AudioLevelTap] = {}
         self._rtx: dict[int, tuple[TrackReceiver, int]] = {}  # RTX SSRC -> (receiver, primary payload type)
         self._nack_timer: asyncio.TimerHandle | None = None
@@ -55,13 +56,17 @@ class PublisherConnection:
             self.transport.set_remote_parameters(first.ice_ufrag, first.fingerprints)
         return write_answer(offer, answers, self._context.local_parameters(self.transport.ice))
 
-    def add_receiver(self, media: MediaDescription, receiver: TrackReceiver) -> None:
-        self._by_mid[media.mid] = receiver
-        for ssrc in media.primary_ssrcs():
-            self._by_ssrc[ssrc] = receiver
-        mid_id = media.extension_id("urn:ietf:params:rtp-hdrext:sdes:mid")
+    def add_receiver(self, media: MediaDescription, receiver: TrackReceiver, rid: str = "") -> None:
+        """Route media's packets (its rid layer's, for simulcast) to receiver."""
+        self._by_mid[(media.mid, rid)] = receiver
+        if receiver.ssrc:
+            self._by_ssrc[receiver.ssrc] = receiver
+        mid_id = media.extension_id(MID_URI)
         if mid_id is not None:
             self._mid_extension_id = mid_id
+        rid_id = media.extension_id(RID_URI)
+        if rid_id is not None:
+            self._rid_extension_id = rid_id
         level_id = media.extension_id(AUDIO_LEVEL_URI) if media.kind == "audio" else None
         if level_id is not None:
             self._audio_levels[receiver] = AudioLevelTap(level_id)
@@ -155,13 +160,18 @@ class PublisherConnection:
         receiver.on_rtp(packet, header, time.monotonic())
 
     def _learn_ssrc(self, packet: bytes, ssrc: int) -> TrackReceiver | None:
+        """Bind an unsignaled SSRC to its track (and layer) by its mid and rid extensions."""
         if self._mid_extension_id is None:
             return None
         try:
             mid = get_header_extension(packet, self._mid_extension_id)
+            rid = get_header_extension(packet, self._rid_extension_id) if self._rid_extension_id else None
         except MalformedPacket:
             return None
-        receiver = self._by_mid.get(mid.decode(errors="replace")) if mid else None
+        if not mid:
+            return None
+        key = (mid.decode(errors="replace"), rid.decode(errors="replace") if rid else "")
+        receiver = self._by_mid.get(key)
         if receiver is not None and receiver.ssrc == 0:
             receiver.ssrc = ssrc
             self._by_ssrc[ssrc] = receiver

@@ -94,10 +94,10 @@ class SubscriberConnection:
             payload_type=codec.payload_type,
             clock_rate=codec.clock_rate,
             send=self.transport.send_rtp,
-            buffer=track.receiver.buffer,
+            buffers=tuple(layer.buffer for layer in track.layers),
             counters=self._counters,
             is_keyframe=track.receiver.is_keyframe,
-            request_keyframe=track.receiver.request_keyframe,
+            request_keyframe=track.request_keyframe,
             cname=self._cname,
             rtx_payload_type=rtx.payload_type if rtx is not None else None,
             blank=blank_frames_for(track.mime_type),
@@ -106,7 +106,8 @@ class SubscriberConnection:
         self._slots.append(slot)
         self._by_track[track.sid] = slot
         self._by_ssrc[downtrack.ssrc] = slot
-        track.receiver.add_downtrack(downtrack)
+        for layer in track.layers:
+            layer.add_downtrack(downtrack)
         self._negotiate()
 
     def unsubscribe(self, track_sid: str) -> None:
@@ -114,13 +115,21 @@ class SubscriberConnection:
         if slot is None:
             return
         assert slot.track is not None and slot.downtrack is not None
-        slot.track.receiver.remove_downtrack(slot.downtrack)
+        for layer in slot.track.layers:
+            layer.remove_downtrack(slot.downtrack)
         slot.downtrack.close()
         self._by_ssrc.pop(slot.downtrack.ssrc, None)
         slot.track = None
         slot.downtrack = None
         slot.negotiated = False
         self._negotiate()
+
+    def set_layer(self, track_sid: str, layer: int, max_temporal: int) -> None:
+        """Forward a simulcast track's ``layer`` (0 = lowest) to this subscriber from its next keyframe."""
+        slot = self._by_track.get(track_sid)
+        if slot is None or slot.downtrack is None:
+            raise RequestError(ErrorCode.NOT_FOUND, f"not subscribed to track {track_sid!r}")
+        slot.downtrack.set_target_layer(layer, max_temporal)
 
     def handle_answer(self, sdp_type: str, text: str) -> None:
         if not self._offer_pending:
@@ -163,7 +172,8 @@ class SubscriberConnection:
     def close(self) -> None:
         for slot in self._slots:
             if slot.track is not None and slot.downtrack is not None:
-                slot.track.receiver.remove_downtrack(slot.downtrack)
+                for layer in slot.track.layers:
+                    layer.remove_downtrack(slot.downtrack)
                 slot.downtrack.close()
         self._slots.clear()
         self._by_track.clear()
@@ -259,5 +269,6 @@ class SubscriberConnection:
 
     def _request_keyframe(self, ssrc: int) -> None:
         slot = self._by_ssrc.get(ssrc)
-        if slot is not None and slot.track is not None:
-            slot.track.receiver.request_keyframe()
+        if slot is not None and slot.track is not None and slot.downtrack is not None:
+            downtrack = slot.downtrack
+            slot.track.request_keyframe(downtrack.current_layer if downtrack.started else downtrack.target_layer)

@@ -17,6 +17,15 @@ class TrackSource(enum.Enum):
     SCREEN_SHARE_AUDIO = "screen_share_audio"
 
 
+@dataclass(frozen=True, slots=True)
+class LayerAnnouncement:
+    """A simulcast encoding as the publisher described it."""
+
+    rid: str
+    width: int = 0
+    height: int = 0
+
+
 @dataclass(slots=True)
 class TrackAnnouncement:
     """What a publisher said about a track before the offer that carries it."""
@@ -28,11 +37,16 @@ class TrackAnnouncement:
     muted: bool = False
     width: int = 0
     height: int = 0
+    layers: tuple[LayerAnnouncement, ...] = ()
 
 
 @dataclass(slots=True)
 class PublishedTrack:
-    """A track live in a room: its announcement, its codec and its receiver."""
+    """A track live in a room: its announcement, its codec and one receiver per layer.
+
+    ``layers`` holds one TrackReceiver for a plain track and one per simulcast
+    encoding (RFC 8853 rid) for a simulcast one, lowest quality first.
+    """
 
     sid: str
     announcement: TrackAnnouncement
@@ -40,8 +54,45 @@ class PublishedTrack:
     publisher_identity: str
     mid: str
     codec: Codec
-    receiver: TrackReceiver
+    layers: tuple[TrackReceiver, ...]
+    rids: tuple[str, ...] = ()
     muted: bool = False
+
+    @property
+    def receiver(self) -> TrackReceiver:
+        """The receiver of a single-layer track (audio is never simulcast)."""
+        return self.layers[0]
+
+    @property
+    def simulcast(self) -> bool:
+        return len(self.layers) > 1
+
+    def set_muted(self, muted: bool) -> None:
+        self.muted = muted
+        for layer in self.layers:
+            layer.set_muted(muted)
+
+    def layer_for(self, quality: int, width: int = 0, height: int = 0) -> int:
+        """The layer to forward for a subscriber's wish: a size to fit, else a quality 0..2.
+
+        A size picks the smallest layer at least that large when the publisher
+        announced layer sizes; otherwise quality counts from the lowest layer.
+        """
+        top = len(self.layers) - 1
+        sizes = {layer.rid: layer for layer in self.announcement.layers}
+        if (width or height) and self.rids and all(rid in sizes for rid in self.rids):
+            for index, rid in enumerate(self.rids):
+                if sizes[rid].width >= width and sizes[rid].height >= height:
+                    return index
+            return top
+        return max(0, min(quality, top))
+
+    def request_keyframe(self, layer: int) -> bool:
+        return self.layers[layer].request_keyframe()
+
+    def close(self) -> None:
+        for layer in self.layers:
+            layer.close()
 
     @property
     def kind(self) -> str:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from mediapod.metrics import MediaCounters
+from mediapod.rtp.codecs import parse_vp8
 from mediapod.rtp.errors import MalformedPacket
 from mediapod.rtp.packet import RTP_HEADER_SIZE, RtpHeader
 from mediapod.rtp.rtcp import SenderReport, ntp_now
@@ -26,24 +27,29 @@ _FIXED = struct.Struct("!BBHII")
 # While a video DownTrack waits for its first keyframe, re-ask this often in
 # case the first request or the keyframe itself was lost.
 KEYFRAME_RETRY_INTERVAL = 1.0
+# VP8 temporal layers are 0..2 in practice; this value forwards them all.
+MAX_TEMPORAL_LAYER = 2
 
 
 class DownTrack:
-    """Forwards one TrackReceiver's packets to one subscriber PeerConnection.
+    """Forwards one published track to one subscriber PeerConnection.
 
     Video starts on a keyframe so the subscriber's decoder never sees a frame
-    it cannot decode; audio starts on any packet. Once started, output
-    sequence number and timestamp are the input's plus fixed offsets, so input
-    gaps stay gaps (the subscriber may NACK them) and nothing else is added.
-    NACKed packets are resent from the receiver's buffer, over RTX when the
-    subscriber negotiated it (``rtx_payload_type``).
+    it cannot decode; audio starts on any packet. For simulcast tracks the
+    DownTrack hears every layer and forwards one: it moves to ``target_layer``
+    only on a keyframe of that layer (the Forwarder role in LiveKit's terms).
+    Each (re)start continues our sequence numbers one past the last sent and
+    our clock by the time that passed, so the subscriber sees one continuous
+    stream; within a layer, output = input + fixed offsets, so input gaps stay
+    gaps the subscriber may NACK. NACKed packets are resent from the layer's
+    buffer, over RTX when the subscriber negotiated it (``rtx_payload_type``).
     """
 
     __slots__ = (
-        "ssrc", "rtx_ssrc", "payload_type", "rtx_payload_type", "clock_rate", "kind", "_send", "_buffer",
-        "_counters", "_is_keyframe", "_request_keyframe", "_started", "_bound", "_closed", "_seq_offset",
-        "_ts_offset", "_last_seq", "_last_ts", "_rtx_seq", "_last_sent_at", "packets_sent", "octets_sent",
-        "_last_keyframe_ask", "cname", "sequencer", "_blank",
+        "ssrc", "rtx_ssrc", "payload_type", "rtx_payload_type", "clock_rate", "kind", "_send", "_buffers",
+        "_counters", "_is_keyframe", "_request_keyframe", "_layer", "_target_layer", "_max_temporal", "_bound",
+        "_closed", "_seq_offset", "_ts_offset", "_last_seq", "_last_ts", "_rtx_seq", "_last_sent_at",
+        "packets_sent", "octets_sent", "_last_keyframe_ask", "cname", "sequencer", "_blank",
     )
 
     def __init__(
@@ -52,10 +58,10 @@ class DownTrack:
         payload_type: int,
         clock_rate: int,
         send: Callable[[bytes], None],
-        buffer: PacketBuffer,
+        buffers: tuple[PacketBuffer, ...],
         counters: MediaCounters,
         is_keyframe: Callable[[bytes], bool] | None,
-        request_keyframe: Callable[[], bool],
+        request_keyframe: Callable[[int], bool],
         cname: str,
         rtx_payload_type: int | None = None,
         blank: BlankFrames | None = None,
@@ -64,7 +70,7 @@ class DownTrack:
         self.rtx_ssrc = secrets.randbits(32) or 2
         self.payload_type = payload_type
         self.rtx_payload_type = rtx_payload_type
-        self._buffer = buffer
+        self._buffers = buffers
         self._counters = counters
         self._blank = blank
         self.sequencer = Sequencer()
@@ -75,7 +81,9 @@ class DownTrack:
         self._send = send
         self._is_keyframe = is_keyframe
         self._request_keyframe = request_keyframe
-        self._started = False
+        self._layer = -1  # layer being forwarded; -1 until synced on a (key)frame
+        self._target_layer = len(buffers) - 1  # best quality unless the subscriber asks less
+        self._max_temporal = MAX_TEMPORAL_LAYER
         self._bound = False
         self._closed = False
         self._seq_offset = 0
@@ -89,25 +97,41 @@ class DownTrack:
 
     @property
     def started(self) -> bool:
-        return self._started
+        return self._layer >= 0
+
+    @property
+    def current_layer(self) -> int:
+        return self._layer
+
+    @property
+    def target_layer(self) -> int:
+        return self._target_layer
 
     def bind(self) -> None:
         """The subscriber accepted our offer and its transport is up: start forwarding."""
         if self._bound or self._closed:
             return
         self._bound = True
-        if self._is_keyframe is not None:
-            self._last_keyframe_ask = time.monotonic()
-            self._request_keyframe()
+        self._ask_keyframe(time.monotonic())
+
+    def set_target_layer(self, layer: int, max_temporal: int = MAX_TEMPORAL_LAYER) -> None:
+        """Forward ``layer`` (clamped to what exists) from its next keyframe on."""
+        layer = max(0, min(layer, len(self._buffers) - 1))
+        self._max_temporal = max_temporal
+        if layer == self._target_layer:
+            return
+        self._target_layer = layer
+        if self._bound and layer != self._layer:
+            self._ask_keyframe(time.monotonic())
 
     def resume_on_keyframe(self) -> None:
         """Wait for the next keyframe again, continuing our numbering without a gap."""
-        self._started = False
+        self._layer = -1
 
     def mute(self) -> None:
         """End the stream on blank frames so the decoder stops clean, then hold until a keyframe."""
         blank = self._blank
-        if self._started and self._bound and blank is not None:
+        if self._layer >= 0 and self._bound and blank is not None:
             now = time.monotonic()
             ts = (self._last_ts + max(1, int((now - self._last_sent_at) * self.clock_rate))) & 0xFFFFFFFF
             marker = self.kind == "video"  # each blank video frame is one whole frame
@@ -119,18 +143,21 @@ class DownTrack:
                 self.octets_sent += len(payload)
                 self._send(header + payload)
                 ts = (ts + blank.frame_ticks) & 0xFFFFFFFF
-        self._started = False
+        self._layer = -1
 
     def close(self) -> None:
         self._closed = True
         self._bound = False
 
-    def write(self, packet: bytes, header: RtpHeader) -> None:
+    def write(self, packet: bytes, header: RtpHeader, layer: int = 0) -> None:
         if not self._bound:
             return
-        if not self._started:
-            if not self._start(packet, header):
-                return
+        if layer != self._layer and not self._switch(packet, header, layer):
+            return
+        if self._max_temporal < MAX_TEMPORAL_LAYER and self._above_temporal_limit(packet, header):
+            # Dropped frames must not look lost: later packets move down one number.
+            self._seq_offset = (self._seq_offset - 1) & 0xFFFF
+            return
         seq = (header.sequence_number + self._seq_offset) & 0xFFFF
         ts = (header.timestamp + self._ts_offset) & 0xFFFFFFFF
         if ((seq - self._last_seq) & 0xFFFF) < 0x8000:
@@ -138,10 +165,44 @@ class DownTrack:
             self._last_seq = seq
             self._last_ts = ts
             self._last_sent_at = time.monotonic()
-        self.sequencer.push(seq, header.sequence_number, ts, header.marker)
+        self.sequencer.push(seq, header.sequence_number, ts, layer)
         self.packets_sent += 1
         self.octets_sent += header.payload_end - header.header_size
         self._send(self._munge(packet, header, seq, ts))
+
+    def _switch(self, packet: bytes, header: RtpHeader, layer: int) -> bool:
+        """Start forwarding ``layer`` if it is the target and this packet may start it."""
+        if layer != self._target_layer:
+            return False
+        is_keyframe = self._is_keyframe
+        if is_keyframe is not None and not is_keyframe(packet[header.header_size : header.payload_end]):
+            now = time.monotonic()
+            if now - self._last_keyframe_ask > KEYFRAME_RETRY_INTERVAL:
+                self._ask_keyframe(now)
+            return False
+        if self._layer >= 0:
+            self._counters.layer_switches += 1
+        # Continue our own numbering one step after what we last sent, and our
+        # clock by the time that passed, so a resumed stream plays in real time.
+        ticks = 1
+        if self._last_sent_at:
+            ticks = max(1, int((time.monotonic() - self._last_sent_at) * self.clock_rate))
+        self._seq_offset = (self._last_seq + 1 - header.sequence_number) & 0xFFFF
+        self._ts_offset = (self._last_ts + ticks - header.timestamp) & 0xFFFFFFFF
+        self._layer = layer
+        return True
+
+    def _above_temporal_limit(self, packet: bytes, header: RtpHeader) -> bool:
+        try:
+            tid = parse_vp8(packet[header.header_size : header.payload_end]).tid
+        except MalformedPacket:
+            return False
+        return tid is not None and tid > self._max_temporal
+
+    def _ask_keyframe(self, now: float) -> None:
+        if self._is_keyframe is not None:
+            self._last_keyframe_ask = now
+            self._request_keyframe(self._target_layer)
 
     def _munge(self, packet: bytes, header: RtpHeader, seq: int, ts: int) -> bytes:
         """The packet as this subscriber sees it: our SSRC, seq, timestamp, payload type."""
@@ -165,8 +226,8 @@ class DownTrack:
             found = self.sequencer.lookup_for_retransmit(seq, now)
             if found is None:
                 continue
-            source_seq, ts, _ = found
-            packet = self._buffer.get(source_seq)
+            source_seq, ts, layer = found
+            packet = self._buffers[layer].get(source_seq)
             if packet is None:
                 counters.nack_misses += 1
                 continue
@@ -182,27 +243,9 @@ class DownTrack:
             counters.retransmitted_bytes += len(out)
             self._send(out)
 
-    def _start(self, packet: bytes, header: RtpHeader) -> bool:
-        is_keyframe = self._is_keyframe
-        if is_keyframe is not None and not is_keyframe(packet[header.header_size : header.payload_end]):
-            now = time.monotonic()
-            if now - self._last_keyframe_ask > KEYFRAME_RETRY_INTERVAL:
-                self._last_keyframe_ask = now
-                self._request_keyframe()
-            return False
-        # Continue our own numbering one step after what we last sent, and our
-        # clock by the time that passed, so a resumed stream plays in real time.
-        ticks = 1
-        if self._last_sent_at:
-            ticks = max(1, int((time.monotonic() - self._last_sent_at) * self.clock_rate))
-        self._seq_offset = (self._last_seq + 1 - header.sequence_number) & 0xFFFF
-        self._ts_offset = (self._last_ts + ticks - header.timestamp) & 0xFFFFFFFF
-        self._started = True
-        return True
-
     def sender_report(self) -> SenderReport | None:
         """An SR mapping now to our RTP clock, extrapolated from the last packet sent."""
-        if not self._started:
+        if self.packets_sent == 0:
             return None
         elapsed = time.monotonic() - self._last_sent_at
         rtp_now = (self._last_ts + int(elapsed * self.clock_rate)) & 0xFFFFFFFF

@@ -93,7 +93,7 @@ class ReceptionStats:
 
 
 class TrackReceiver:
-    """Fan-out point of one published track (one SSRC; simulcast layers come later).
+    """Fan-out point of one published stream: a track, or one simulcast layer of it.
 
     Every packet is kept in ``buffer`` for retransmission to subscribers.
     With ``on_gap`` set (the publisher negotiated NACK), sequence gaps are
@@ -110,6 +110,7 @@ class TrackReceiver:
         ssrc: int,
         request_keyframe: Callable[[int], None],
         on_gap: Callable[[], None] | None = None,
+        layer: int = 0,
     ) -> None:
         self.track_sid = track_sid
         self.kind = kind
@@ -117,6 +118,7 @@ class TrackReceiver:
         self.clock_rate = clock_rate
         self.ssrc = ssrc
         self.is_keyframe = KEYFRAME_DETECTORS.get(mime_type.lower())
+        self.layer = layer  # simulcast spatial layer, 0 = lowest (or the only one)
         self.stats = ReceptionStats(clock_rate)
         self.buffer = PacketBuffer(VIDEO_CAPACITY if kind == "video" else AUDIO_CAPACITY)
         self.nacks = NackGenerator() if on_gap is not None else None
@@ -150,8 +152,9 @@ class TrackReceiver:
             self._on_gap()
         if self.muted:
             return
+        layer = self.layer
         for downtrack in self._downtracks:
-            downtrack.write(packet, header)
+            downtrack.write(packet, header, layer)
 
     def set_muted(self, muted: bool) -> None:
         """Stop fan-out while muted (after blank frames); on unmute every DownTrack resumes on a keyframe."""

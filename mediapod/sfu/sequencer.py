@@ -21,9 +21,9 @@ MAX_RETRANSMITS = 3
 
 
 class Sequencer:
-    """Ring of (munged seq -> source seq, munged timestamp, retransmit bookkeeping)."""
+    """Ring of (munged seq -> source seq, munged timestamp, layer, retransmit bookkeeping)."""
 
-    __slots__ = ("size", "_highest", "_out_seq", "_src_seq", "_timestamp", "_marker", "_last_sent", "_count")
+    __slots__ = ("size", "_highest", "_out_seq", "_src_seq", "_timestamp", "_layer", "_last_sent", "_count")
 
     def __init__(self, size: int = DEFAULT_SIZE) -> None:
         self.size = size
@@ -33,14 +33,14 @@ class Sequencer:
         self._out_seq = [-1] * size
         self._src_seq = [0] * size
         self._timestamp = [0] * size
-        self._marker = [False] * size
+        self._layer = [0] * size
         self._last_sent = [0.0] * size
         self._count = [0] * size
 
     def _extend(self, seq: int) -> int:
         return seq if self._highest is None else extend_sequence_number(self._highest, seq)
 
-    def push(self, out_seq: int, src_seq: int, timestamp: int, marker: bool) -> None:
+    def push(self, out_seq: int, src_seq: int, timestamp: int, layer: int) -> None:
         """Remember a packet sent to the subscriber as out_seq (16-bit)."""
         extended = self._extend(out_seq)
         if self._highest is None or extended > self._highest:
@@ -49,12 +49,12 @@ class Sequencer:
         self._out_seq[index] = extended
         self._src_seq[index] = src_seq
         self._timestamp[index] = timestamp
-        self._marker[index] = marker
+        self._layer[index] = layer
         self._last_sent[index] = 0.0
         self._count[index] = 0
 
-    def lookup_for_retransmit(self, out_seq: int, now: float) -> tuple[int, int, bool] | None:
-        """(source seq, munged timestamp, marker) if out_seq may be resent now, else None."""
+    def lookup_for_retransmit(self, out_seq: int, now: float) -> tuple[int, int, int] | None:
+        """(source seq, munged timestamp, simulcast layer) if out_seq may be resent now, else None."""
         extended = self._extend(out_seq)
         index = extended % self.size
         if self._out_seq[index] != extended:
@@ -63,4 +63,4 @@ class Sequencer:
             return None
         self._last_sent[index] = now
         self._count[index] += 1
-        return self._src_seq[index], self._timestamp[index], self._marker[index]
+        return self._src_seq[index], self._timestamp[index], self._layer[index]

@@ -10,7 +10,7 @@ from mediapod.protocol import models_pb2, signal_pb2
 from mediapod.rtc.participant import LeaveReason, Participant, ParticipantState
 from mediapod.rtc.room import Room
 from mediapod.rtc.speaker import Speaker
-from mediapod.rtc.track import PublishedTrack, TrackAnnouncement, TrackSource
+from mediapod.rtc.track import LayerAnnouncement, PublishedTrack, TrackAnnouncement, TrackSource
 
 _TRACK_TYPES = {"audio": models_pb2.AUDIO, "video": models_pb2.VIDEO}
 _TRACK_KINDS = {v: k for k, v in _TRACK_TYPES.items()}
@@ -47,6 +47,7 @@ def announcement_from_proto(request: signal_pb2.AddTrackRequest) -> TrackAnnounc
         muted=request.muted,
         width=request.width,
         height=request.height,
+        layers=tuple(LayerAnnouncement(layer.rid, layer.width, layer.height) for layer in request.layers),
     )
 
 
@@ -59,6 +60,7 @@ def announced_track_info(sid: str, announcement: TrackAnnouncement) -> models_pb
         source=_SOURCES[announcement.source],
         width=announcement.width,
         height=announcement.height,
+        layers=[models_pb2.SimulcastLayer(rid=l.rid, width=l.width, height=l.height) for l in announcement.layers],
     )
 
 
@@ -67,6 +69,9 @@ def track_info(track: PublishedTrack) -> models_pb2.TrackInfo:
     info.muted = track.muted
     info.mime_type = track.mime_type
     info.mid = track.mid
+    info.simulcast = track.simulcast
+    if track.simulcast and not info.layers:
+        info.layers.extend(models_pb2.SimulcastLayer(rid=rid) for rid in track.rids)
     return info
 
 

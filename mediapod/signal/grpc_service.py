@@ -219,6 +219,15 @@ def _dispatch(participant: Participant, sink: QueueSink, request: signal_pb2.Sig
     elif kind == "mute":
         track = participant.set_track_muted(request.mute.sid, request.mute.muted)
         sink.send_mute(track.sid, track.muted)
+    elif kind == "track_settings":
+        settings = request.track_settings
+        participant.update_track_settings(
+            list(settings.track_sids),
+            settings.quality,
+            settings.width,
+            settings.height,
+            settings.max_temporal_layer if settings.HasField("max_temporal_layer") else None,
+        )
     elif kind == "subscription":
         participant.update_subscriptions(list(request.subscription.track_sids), request.subscription.subscribe)
     elif kind == "trickle":

@@ -19,11 +19,12 @@ import pytest
 
 from mediapod import client
 from mediapod.protocol import models_pb2, signal_pb2
+from mediapod.rtp.codecs import parse_vp8, vp8_is_keyframe
 from tests.support.audio import ToneTrack
 from tests.support.lossy_relay import LossyRelay
 from tests.support.mediapod_process import MediaPodProcess
-from mediapod.rtp.codecs import vp8_is_keyframe
 from tests.support.peers import FrameLog, NoisyVideoTrack, RtpProbe, count_frames, eventually, rtx_payload_types
+from tests.support.simulcast import SimulcastPublisher
 
 LOSS = 0.05
 WINDOW = 6.0  # seconds of video measured under loss
@@ -202,3 +203,56 @@ def test_6_unit_tests_of_sequencer_nack_bitmask_munger_and_duplicate_suppression
         cwd=root, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def vp8_keyframe_size(payload_head: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first packet of a VP8 key frame (RFC 6386 9.1), else None."""
+    if not vp8_is_keyframe(payload_head):
+        return None
+    descriptor = parse_vp8(payload_head)
+    frame = payload_head[descriptor.header_size :]
+    if len(frame) < 10 or frame[3:6] != b"\x9d\x01\x2a":
+        return None
+    return int.from_bytes(frame[6:8], "little") & 0x3FFF, int.from_bytes(frame[8:10], "little") & 0x3FFF
+
+
+async def test_3_simulcast_switches_layers_on_keyframes_with_contiguous_numbering(media_pod: MediaPodProcess) -> None:
+    room = f"simulcast-{secrets.token_hex(3)}"
+    async with await client.connect(media_pod.grpc_target, media_pod.token(room, "pub")) as session:
+        publisher = SimulcastPublisher(session)
+        track_sid = await publisher.start()
+        try:
+            async with await client.connect(media_pod.grpc_target, media_pod.token(room, "sub")) as subscriber:
+                [remote] = await subscriber.wait_for_tracks(1)
+                probe = RtpProbe()
+                probe.attach(remote.receiver)
+                frames = FrameLog(remote).start()
+                try:
+                    await subscriber.set_video_quality([track_sid], signal_pb2.LOW)
+                    await eventually(lambda: len(frames.frames) >= 10 and frames.frames[-1][1:] == (80, 60))
+                    low_at = time.monotonic()
+                    await eventually(lambda: len(frames.between(low_at, time.monotonic())) >= 15)
+                    assert {f[1:] for f in frames.between(low_at, time.monotonic())} == {(80, 60)}
+
+                    high_requested = time.monotonic()
+                    await subscriber.set_video_quality([track_sid], signal_pb2.HIGH)
+                    await eventually(lambda: any(f[1:] == (320, 240) for f in frames.between(high_requested, time.monotonic())))
+                    first_high = next(f[0] for f in frames.between(high_requested, time.monotonic()) if f[1:] == (320, 240))
+                    await eventually(lambda: len(frames.between(first_high, time.monotonic())) >= 15)
+                finally:
+                    frames.stop()
+
+                # The switch happened on a key frame of the high layer, and after it only high frames decode.
+                after_request = [payload for at, payload in probe.arrivals if at >= high_requested]
+                sizes = [vp8_keyframe_size(p) for p in after_request]
+                switch = next(i for i, size in enumerate(sizes) if size == (320, 240))
+                assert all(size in (None, (80, 60)) for size in sizes[:switch])
+                assert {f[1:] for f in frames.between(first_high, time.monotonic())} == {(320, 240)}
+                # One continuous stream for the subscriber across both switches.
+                assert len(probe.sequence_numbers) == 1
+                assert probe.gaps() == 0
+                steps = [(b - a) & 0xFFFFFFFF for a, b in zip(probe.timestamps, probe.timestamps[1:])]
+                assert all(step < 0x80000000 for step in steps), "timestamps went backwards"
+                assert media_pod.metric("switchboard_layer_switches_total") >= 1
+        finally:
+            await publisher.stop()

@@ -33,6 +33,7 @@ class RtpProbe:
     recovered: list[int] = field(default_factory=list)
     # (monotonic arrival time, payload head) of every primary packet, for keyframe checks.
     arrivals: list[tuple[float, bytes]] = field(default_factory=list)
+    timestamps: list[int] = field(default_factory=list)
 
     def attach(self, receiver: RTCRtpReceiver) -> None:
         original = receiver._handle_rtp_packet
@@ -43,6 +44,7 @@ class RtpProbe:
             else:
                 self.sequence_numbers[packet.ssrc].append(packet.sequence_number)
                 self.arrivals.append((time.monotonic(), packet.payload[:16]))
+                self.timestamps.append(packet.timestamp)
             await original(packet, arrival_time_ms)
 
         receiver._handle_rtp_packet = handle  # type: ignore[method-assign]

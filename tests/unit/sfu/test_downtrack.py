@@ -38,16 +38,18 @@ class Wire:
         self.packets.append(RtpPacket.parse(data))
 
 
-def video_downtrack(buffer: PacketBuffer, wire: Wire, keyframe_requests: list[int]) -> DownTrack:
+def video_downtrack(
+    buffer: PacketBuffer, wire: Wire, keyframe_requests: list[int], *more_layers: PacketBuffer
+) -> DownTrack:
     downtrack = DownTrack(
         kind="video",
         payload_type=96,
         clock_rate=90_000,
         send=wire.send,
-        buffer=buffer,
+        buffers=(buffer, *more_layers),
         counters=MediaCounters(),
         is_keyframe=vp8_is_keyframe,
-        request_keyframe=lambda: keyframe_requests.append(1) is None,
+        request_keyframe=lambda layer: keyframe_requests.append(layer) is None,
         cname="test",
         rtx_payload_type=97,
     )
@@ -55,10 +57,10 @@ def video_downtrack(buffer: PacketBuffer, wire: Wire, keyframe_requests: list[in
     return downtrack
 
 
-def forward(downtrack: DownTrack, buffer: PacketBuffer, packet: bytes) -> None:
+def forward(downtrack: DownTrack, buffer: PacketBuffer, packet: bytes, layer: int = 0) -> None:
     header = RtpHeader.parse(packet)
     buffer.put(header.sequence_number, packet)
-    downtrack.write(packet, header)
+    downtrack.write(packet, header, layer)
 
 
 def test_video_waits_for_a_keyframe_and_asks_for_one() -> None:
@@ -125,3 +127,58 @@ def test_duplicate_nack_within_the_window_is_answered_once() -> None:
     downtrack.retransmit([seq, seq], now=100.0)
     downtrack.retransmit([seq], now=100.05)
     assert len(wire.packets) == 2
+
+
+def vp8_with_tid(tid: int, key: bool = False) -> bytes:
+    """VP8 descriptor with X and T bits: TID in the TID/Y/KEYIDX byte."""
+    return bytes([0x90, 0x20, tid << 6, 0x00 if key else 0x01]) + b"frame"
+
+
+def test_simulcast_switches_layer_only_on_a_keyframe_of_the_target() -> None:
+    low, high, wire, asks = PacketBuffer(64), PacketBuffer(64), Wire(), []
+    downtrack = video_downtrack(low, wire, asks, high)
+    downtrack.set_target_layer(0)
+    assert downtrack.target_layer == 0
+    forward(downtrack, low, source_packet(100, 1000, VP8_KEY), layer=0)
+    forward(downtrack, high, source_packet(9000, 555_000, VP8_KEY), layer=1)  # not the target: ignored
+    forward(downtrack, low, source_packet(101, 4000, VP8_DELTA), layer=0)
+    assert len(wire.packets) == 2 and downtrack.current_layer == 0
+
+    downtrack.set_target_layer(1)
+    assert asks[-1] == 1, "a keyframe of the new target layer is requested"
+    forward(downtrack, high, source_packet(9001, 558_000, VP8_DELTA), layer=1)  # delta: no switch yet
+    forward(downtrack, low, source_packet(102, 7000, VP8_DELTA), layer=0)  # still forwarding low
+    assert downtrack.current_layer == 0 and len(wire.packets) == 3
+    forward(downtrack, high, source_packet(9002, 561_000, VP8_KEY), layer=1)
+    forward(downtrack, low, source_packet(103, 10_000, VP8_DELTA), layer=0)  # old layer now dropped
+    forward(downtrack, high, source_packet(9003, 564_000, VP8_DELTA), layer=1)
+    assert downtrack.current_layer == 1
+    assert [p.payload for p in wire.packets[3:]] == [VP8_KEY, VP8_DELTA]
+    sequence = [p.sequence_number for p in wire.packets]
+    assert [(b - a) & 0xFFFF for a, b in zip(sequence, sequence[1:])] == [1] * 4
+    stamps = [p.timestamp for p in wire.packets]
+    assert all(0 < (b - a) & 0xFFFFFFFF < 0x80000000 for a, b in zip(stamps, stamps[1:]))
+
+
+def test_nack_after_a_switch_is_answered_from_the_right_layer() -> None:
+    low, high, wire = PacketBuffer(64), PacketBuffer(64), Wire()
+    downtrack = video_downtrack(low, wire, [], high)
+    downtrack.set_target_layer(0)
+    forward(downtrack, low, source_packet(100, 1000, VP8_KEY), layer=0)
+    downtrack.set_target_layer(1)
+    forward(downtrack, high, source_packet(9002, 561_000, VP8_KEY), layer=1)
+    low_seq, high_seq = wire.packets[0].sequence_number, wire.packets[1].sequence_number
+    downtrack.retransmit([low_seq, high_seq], now=50.0)
+    originals = {int.from_bytes(p.payload[:2], "big"): p.payload[2:] for p in wire.packets[2:]}
+    assert originals == {low_seq: VP8_KEY, high_seq: VP8_KEY}
+
+
+def test_temporal_layers_above_the_limit_are_dropped_without_gaps() -> None:
+    buffer, wire = PacketBuffer(64), Wire()
+    downtrack = video_downtrack(buffer, wire, [])
+    downtrack.set_target_layer(0, max_temporal=0)
+    for i, tid in enumerate([0, 2, 1, 2, 0, 2]):
+        forward(downtrack, buffer, source_packet(200 + i, 3000 * i, vp8_with_tid(tid, key=i == 0)))
+    assert len(wire.packets) == 2
+    sequence = [p.sequence_number for p in wire.packets]
+    assert (sequence[1] - sequence[0]) & 0xFFFF == 1
