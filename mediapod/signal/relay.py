@@ -196,15 +196,23 @@ class SignalRelay:
         kind = message.WhichOneof("message")
         sid = message.session_id
         if kind == "start":
-            self._spawn(self._host(message.from_node, sid, message.start), f"relay-host-{sid[:8]}")
+            # Registered before the task runs, so nothing that follows the start can miss it.
+            outbox = _Outbox(self._router, message.from_node, sid)
+            hosted = _HostedSession(message.from_node, RelayContext(outbox))
+            self._hosted[(message.from_node, sid)] = hosted
+            self._spawn(self._host(hosted, sid, outbox, message.start), f"relay-host-{sid[:8]}")
         elif kind == "request":
             hosted = self._hosted.get((message.from_node, sid))
             if hosted is not None:
                 hosted.context.inbox.put_nowait(message.request)
+            else:
+                self._refuse(message.from_node, sid, "the hosting node has no such session (restarted?)")
         elif kind == "response":
             edge = self._edge.get(sid)
             if edge is not None:
                 edge.inbox.put_nowait(message)
+            else:
+                self._refuse(message.from_node, sid, "the participant's stream is gone")
         elif kind == "end":
             edge = self._edge.get(sid)
             if edge is not None:
@@ -218,6 +226,16 @@ class SignalRelay:
             future = self._calls.get(sid)
             if future is not None and not future.done():
                 future.set_result(message.reply)
+
+    def _refuse(self, node_id: str, session_id: str, reason: str) -> None:
+        """Tell a node that a session it still runs has no other half here, so it ends its own."""
+        end = relay_pb2.SessionEnd(code=grpc.StatusCode.UNAVAILABLE.value[0], message=reason)
+        message = relay_pb2.RelayMessage(session_id=session_id, end=end)
+        self._spawn(self._send_quietly(node_id, message), f"relay-refuse-{session_id[:8]}")
+
+    async def _send_quietly(self, node_id: str, message: relay_pb2.RelayMessage) -> None:
+        with contextlib.suppress(RequestError):
+            await self._router.send(node_id, message)
 
     # -- the edge: a client here, its room elsewhere ------------------------------------
 
@@ -328,11 +346,9 @@ class SignalRelay:
 
     # -- the host: the room here, the client elsewhere ------------------------------------
 
-    async def _host(self, edge: str, session_id: str, start: relay_pb2.SessionStart) -> None:
-        outbox = _Outbox(self._router, edge, session_id)
-        context = RelayContext(outbox)
+    async def _host(self, hosted: _HostedSession, session_id: str, outbox: _Outbox, start: relay_pb2.SessionStart) -> None:
+        edge, context = hosted.edge, hosted.context
         key = (edge, session_id)
-        self._hosted[key] = _HostedSession(edge, context)
         end = relay_pb2.SessionEnd()
         try:
             if not self._router.accepts_room(start.room):
@@ -392,8 +408,7 @@ class SignalRelay:
             except Exception:
                 log.exception("relayed room call %s from node %s failed", kind, edge)
                 reply = relay_pb2.RoomReply(code=grpc.StatusCode.INTERNAL.value[0], message="the hosting node failed")
-        with contextlib.suppress(RequestError):
-            await self._router.send(edge, relay_pb2.RelayMessage(session_id=session_id, reply=reply))
+        await self._send_quietly(edge, relay_pb2.RelayMessage(session_id=session_id, reply=reply))
 
     # -- peers that vanish -------------------------------------------------------------------
 

@@ -132,3 +132,24 @@ async def test_leaving_through_the_edge_removes_the_participant_on_the_host(pods
     await staying.wait_for(lambda s: not s.participants, timeout=5)
     assert host_pod.metric("switchboard_participants") == 1
     await staying.leave()
+
+
+async def test_a_host_restarted_under_the_same_id_ends_the_sessions_it_forgot(
+    pods: list[MediaPodProcess], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    room = f"room-{secrets.token_hex(3)}"
+    async with grpc.aio.insecure_channel(pods[0].grpc_target) as channel:
+        stub = room_service_pb2_grpc.RoomServiceStub(channel)
+        host = (await stub.CreateRoom(room_service_pb2.CreateRoomRequest(name=room), metadata=admin(pods[0]))).node_id
+    host_pod = next(p for p in pods if p.node_id == host)
+    edge = next(p for p in pods if p.node_id != host)
+    session = await client.connect(edge.grpc_target, edge.token(room, "orphan"))
+
+    host_pod.kill()
+    reborn = MediaPodProcess(node_id=host, env=host_pod.env).start(str(tmp_path_factory.mktemp("reborn")))
+    pods.append(reborn)  # stopped by the fixture
+    # The new process heartbeats under the old id, so only the relay can notice.
+    await session.send(signal_pb2.SignalRequest(ping=signal_pb2.Ping(timestamp=1)))
+    await asyncio.wait_for(session.closed.wait(), 5)
+    assert "no such session" in session.close_reason
+    await session.close()
