@@ -88,6 +88,8 @@ class RoomGauges:
     participants: int
     published_tracks: int
     subscribed_tracks: int
+    # Largest interarrival jitter (RFC 3550 A.8) among received streams, seconds.
+    max_jitter_seconds: float = 0.0
 
 
 class MediaCollector(Collector):
@@ -137,6 +139,7 @@ class MediaCollector(Collector):
             ("switchboard_rooms", "Rooms hosted on this node", g.rooms),
             ("switchboard_participants", "Participants connected to this node", g.participants),
             ("switchboard_published_tracks", "Tracks published on this node", g.published_tracks),
+            ("switchboard_max_receive_jitter_seconds", "Largest jitter among streams received from publishers", g.max_jitter_seconds),
             ("switchboard_subscribed_tracks", "DownTracks forwarding on this node", g.subscribed_tracks),
         ):
             family = GaugeMetricFamily(name, doc, labels=["node"])

@@ -87,12 +87,16 @@ class MediaNode:
 
     def gauges(self) -> RoomGauges:
         participants = published = subscribed = 0
+        jitter = 0.0
         for room in self.rooms.values():
             participants += len(room.participants)
             for participant in room.participants.values():
                 published += len(participant.tracks)
                 subscribed += participant.subscriber.downtrack_count
-        return RoomGauges(len(self.rooms), participants, published, subscribed)
+                for track in participant.tracks.values():
+                    for layer in track.layers:
+                        jitter = max(jitter, layer.stats.jitter / layer.clock_rate)
+        return RoomGauges(len(self.rooms), participants, published, subscribed, jitter)
 
     def close(self) -> None:
         for room in list(self.rooms.values()):

@@ -101,9 +101,8 @@ class PublisherConnection:
             generator = receiver.nacks
             if generator is None:
                 continue
-            lost_before = generator.lost
-            due = generator.due(now)
-            counters.packets_lost += generator.lost - lost_before
+            due, given_up = receiver.due_nacks(now)
+            counters.packets_lost += given_up
             if due:
                 nack = Nack(sender_ssrc=self.rtcp_ssrc, media_ssrc=receiver.ssrc, lost=due)
                 self.transport.send_rtcp(nack.serialize())

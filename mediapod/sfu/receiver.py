@@ -156,6 +156,22 @@ class TrackReceiver:
         for downtrack in self._downtracks:
             downtrack.write(packet, header, layer)
 
+    def due_nacks(self, now: float) -> tuple[list[int], int]:
+        """Sequence numbers to NACK now, and how many missing packets were just given up on.
+
+        Giving up on a video packet leaves a frame the decoder cannot use and
+        breaks every frame after it, so a keyframe is requested right away.
+        """
+        nacks = self.nacks
+        if nacks is None:
+            return [], 0
+        lost_before = nacks.lost
+        due = nacks.due(now)
+        given_up = nacks.lost - lost_before
+        if given_up:
+            self.request_keyframe()
+        return due, given_up
+
     def set_muted(self, muted: bool) -> None:
         """Stop fan-out while muted (after blank frames); on unmute every DownTrack resumes on a keyframe."""
         if muted == self.muted:

@@ -51,6 +51,7 @@ async def test_forwarding_and_feedback_counters_move(media_pod: MediaPodProcess)
             assert media_pod.metric("switchboard_participants") == 2
             assert media_pod.metric("switchboard_published_tracks") == 1
             assert media_pod.metric("switchboard_subscribed_tracks") == 1
+            assert media_pod.metric("switchboard_max_receive_jitter_seconds") > 0
 
             plis_sent = media_pod.metric("switchboard_plis_sent_total")
             await asyncio.sleep(0.6)  # past the per-track keyframe request throttle

@@ -1,0 +1,88 @@
+"""TrackReceiver: buffering, duplicate drops, loss handling and fan-out."""
+
+from __future__ import annotations
+
+from mediapod.rtp.packet import RtpHeader, RtpPacket
+from mediapod.sfu.nack import MAX_ATTEMPTS, REORDER_GRACE, RETRY_INTERVAL
+from mediapod.sfu.receiver import TrackReceiver
+
+VP8_DELTA = bytes([0x10, 0x01]) + b"delta"
+
+
+class Recorder:
+    """A DownTrack stand-in that records what the receiver hands it."""
+
+    def __init__(self) -> None:
+        self.sequence_numbers: list[int] = []
+        self.muted = 0
+
+    def write(self, packet: bytes, header: RtpHeader, layer: int) -> None:
+        self.sequence_numbers.append(header.sequence_number)
+
+    def mute(self) -> None:
+        self.muted += 1
+
+    def resume_on_keyframe(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def video_receiver(keyframe_requests: list[int], with_nack: bool = True) -> TrackReceiver:
+    return TrackReceiver(
+        track_sid="TR_test",
+        kind="video",
+        mime_type="video/VP8",
+        clock_rate=90_000,
+        ssrc=0x1234,
+        request_keyframe=keyframe_requests.append,
+        on_gap=(lambda: None) if with_nack else None,
+    )
+
+
+def receive(receiver: TrackReceiver, seq: int, arrival: float = 0.0) -> None:
+    packet = RtpPacket(payload_type=96, sequence_number=seq, timestamp=seq * 3000, ssrc=0x1234, payload=VP8_DELTA).serialize()
+    receiver.on_rtp(packet, RtpHeader.parse(packet), arrival)
+
+
+def test_packets_are_buffered_and_fanned_out_once() -> None:
+    receiver = video_receiver([])
+    downtrack = Recorder()
+    receiver.add_downtrack(downtrack)  # type: ignore[arg-type]
+    for seq in (1, 2, 2, 3):  # 2 arrives twice (a retransmission racing the original)
+        receive(receiver, seq)
+    assert downtrack.sequence_numbers == [1, 2, 3]
+    assert receiver.buffer.get(2) is not None
+
+
+def test_unrecoverable_video_loss_requests_a_keyframe() -> None:
+    requests: list[int] = []
+    receiver = video_receiver(requests)
+    receive(receiver, 10)
+    receive(receiver, 12)
+    now, nacked, given_up = REORDER_GRACE, [], 0
+    for _ in range(MAX_ATTEMPTS + 1):
+        due, lost = receiver.due_nacks(now)
+        nacked += due
+        given_up += lost
+        now += RETRY_INTERVAL
+    assert nacked == [11] * MAX_ATTEMPTS
+    assert given_up == 1
+    assert requests == [0x1234], "one PLI for the publisher's SSRC"
+
+
+def test_without_nack_negotiated_no_nacks_are_due() -> None:
+    receiver = video_receiver([], with_nack=False)
+    receive(receiver, 1)
+    receive(receiver, 5)
+    assert receiver.due_nacks(10.0) == ([], 0)
+
+
+def test_muted_receiver_blanks_its_downtracks_and_forwards_nothing() -> None:
+    receiver = video_receiver([])
+    downtrack = Recorder()
+    receiver.add_downtrack(downtrack)  # type: ignore[arg-type]
+    receiver.set_muted(True)
+    receive(receiver, 1)
+    assert downtrack.muted == 1 and downtrack.sequence_numbers == []
