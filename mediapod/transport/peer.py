@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 from OpenSSL import SSL
 
-from mediapod.metrics import MediaCounters
 from mediapod.rtp.packet import is_rtcp
 from mediapod.transport.dtls import DtlsServer, DtlsState
 from mediapod.transport.ice import Address, IceLiteAgent
@@ -56,10 +55,6 @@ class PeerTransport:
     def failure(self) -> str:
         """Why the DTLS association failed, if it did."""
         return self._dtls.failure if self._dtls is not None else ""
-
-    @property
-    def srtp_profile_name(self) -> str:
-        return self._srtp.profile.openssl_name.decode() if self._srtp else ""
 
     def set_remote_parameters(self, ufrag: str, fingerprints: list[tuple[str, str]]) -> None:
         """Apply the peer's ICE ufrag and DTLS fingerprints from its SDP (first time only).
