@@ -1,0 +1,76 @@
+"""A real browser publishes through the media pod: headless Chromium, simulcast VP8."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from mediapod import client
+from mediapod.protocol import signal_pb2
+from mediapod.rtp.codecs import parse_vp8, vp8_is_keyframe
+from tests.support.chromium import ChromiumPublisher, Encoding
+from tests.support.mediapod_process import MediaPodProcess
+from tests.support.peers import FrameLog, RtpProbe, eventually
+
+# Chromium sends as many layers as its resolution and start bitrate allow:
+# at 640x360 that is the two lower ones, which is what this test switches between.
+ENCODINGS = [
+    Encoding("q", 4, 150_000, 160, 90),
+    Encoding("h", 2, 500_000, 320, 180),
+    Encoding("f", 1, 1_500_000, 640, 360),
+]
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[ChromiumPublisher]:
+    browser = await ChromiumPublisher().launch()
+    yield browser
+    await browser.close()
+
+
+def keyframe_size(payload_head: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first packet of a VP8 key frame (RFC 6386 9.1)."""
+    if not vp8_is_keyframe(payload_head):
+        return None
+    frame = payload_head[parse_vp8(payload_head).header_size :]
+    if len(frame) < 10 or frame[3:6] != b"\x9d\x01\x2a":
+        return None
+    return int.from_bytes(frame[6:8], "little") & 0x3FFF, int.from_bytes(frame[8:10], "little") & 0x3FFF
+
+
+async def test_chromium_simulcast_reaches_an_aiortc_subscriber_which_switches_layers_on_keyframes(
+    media_pod: MediaPodProcess, chromium: ChromiumPublisher
+) -> None:
+    room = f"chromium-{secrets.token_hex(3)}"
+    async with await client.connect(media_pod.grpc_target, media_pod.token(room, "browser")) as browser_session:
+        track_sid = await chromium.publish(browser_session, 640, 360, ENCODINGS)
+        async with await client.connect(media_pod.grpc_target, media_pod.token(room, "viewer")) as viewer:
+            [remote] = await viewer.wait_for_tracks(1)
+            probe = RtpProbe()
+            probe.attach(remote.receiver)
+            frames = FrameLog(remote).start()
+            try:
+                await viewer.set_video_quality([track_sid], signal_pb2.LOW)
+                await eventually(lambda: len(frames.frames) >= 10 and frames.frames[-1][1:] == (160, 90), timeout=15)
+                assert await chromium.connection_state() == "connected"
+
+                medium_requested = time.monotonic()
+                await viewer.set_video_quality([track_sid], signal_pb2.MEDIUM)
+                await eventually(
+                    lambda: any(f[1:] == (320, 180) for f in frames.between(medium_requested, time.monotonic())), timeout=15
+                )
+                first_medium = next(f[0] for f in frames.between(medium_requested, time.monotonic()) if f[1:] == (320, 180))
+                await eventually(lambda: len(frames.between(first_medium, time.monotonic())) >= 10)
+            finally:
+                frames.stop()
+
+            sizes = [keyframe_size(p) for at, p in probe.arrivals if at >= medium_requested]
+            switch = next(i for i, size in enumerate(sizes) if size == (320, 180))
+            assert all(size in (None, (160, 90)) for size in sizes[:switch]), "switched before a key frame of the new layer"
+            assert {f[1:] for f in frames.between(first_medium, time.monotonic())} == {(320, 180)}
+            assert len(probe.sequence_numbers) == 1 and probe.gaps() == 0
+            steps = [(b - a) & 0xFFFFFFFF for a, b in zip(probe.timestamps, probe.timestamps[1:])]
+            assert all(step < 0x80000000 for step in steps)
