@@ -1,7 +1,7 @@
 """Forwarding benchmark: one publisher, N subscribers, real SRTP on loopback.
 
-Starts a dev media pod process, publishes aiortc audio + VP8 video into one
-room, adds N aiortc subscribers, and over a fixed window measures what the
+Starts a dev media pod process, publishes aiortc audio + VP8 video (random
+pixels, several packets per frame) into one room, adds N aiortc subscribers, and over a fixed window measures what the
 pod forwarded (from its Prometheus counters) and the CPU time the pod process
 spent (from /proc). Prints a table and writes JSON.
 
@@ -23,10 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack  # noqa: E402
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError  # noqa: E402
 
 from mediapod import client  # noqa: E402
 from tests.support.mediapod_process import MediaPodProcess  # noqa: E402
+from tests.support.peers import NoisyVideoTrack  # noqa: E402
 
 FORWARDED = "switchboard_rtp_packets_forwarded_total"
 RECEIVED = "switchboard_rtp_packets_received_total"
@@ -53,7 +54,8 @@ async def measure(pod: MediaPodProcess, subscribers: int, duration: float) -> di
     assert pod.process is not None
     async with await client.connect(pod.grpc_target, pod.token(room, "publisher")) as publisher:
         await publisher.publish(AudioStreamTrack())
-        await publisher.publish(VideoStreamTrack())
+        # Noise encodes to several packets per frame, like camera video does.
+        await publisher.publish(NoisyVideoTrack())
         sessions = [await client.connect(pod.grpc_target, pod.token(room, f"sub-{i}")) for i in range(subscribers)]
         drains: list[asyncio.Task[None]] = []
         try:
