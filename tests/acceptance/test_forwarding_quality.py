@@ -19,11 +19,19 @@ import pytest
 
 from mediapod import client
 from mediapod.protocol import models_pb2, signal_pb2
-from mediapod.rtp.codecs import parse_vp8, vp8_is_keyframe
+from mediapod.rtp.codecs import vp8_is_keyframe
 from tests.support.audio import ToneTrack
 from tests.support.lossy_relay import LossyRelay
 from tests.support.mediapod_process import MediaPodProcess
-from tests.support.peers import FrameLog, NoisyVideoTrack, RtpProbe, count_frames, eventually, rtx_payload_types
+from tests.support.peers import (
+    FrameLog,
+    NoisyVideoTrack,
+    RtpProbe,
+    count_frames,
+    eventually,
+    rtx_payload_types,
+    vp8_keyframe_size,
+)
 from tests.support.simulcast import SimulcastPublisher
 
 LOSS = 0.05
@@ -75,6 +83,14 @@ async def watch_video_under_loss(pod: MediaPodProcess, relay: LossyRelay) -> tup
             return probe, frames, elapsed
 
 
+def speaker_updates(session: client.Session) -> list[signal_pb2.SpeakersChanged]:
+    return [m.speakers_changed for m in session.messages if m.WhichOneof("message") == "speakers_changed"]
+
+
+def is_speaking(session: client.Session, sid: str) -> bool:
+    return any(s.sid == sid for s in session.active_speakers)
+
+
 async def test_1_downlink_loss_is_repaired_from_the_buffer(downlink_lossy: tuple[MediaPodProcess, LossyRelay]) -> None:
     pod, relay = downlink_lossy
     probe, frames, elapsed = await watch_video_under_loss(pod, relay)
@@ -98,12 +114,85 @@ async def test_2_uplink_loss_is_repaired_by_our_nacks(uplink_lossy: tuple[MediaP
     assert pod.metric("switchboard_packets_lost_total") <= 0.01 * relay.relayed_rtp["uplink"]
 
 
-def speaker_updates(session: client.Session) -> list[signal_pb2.SpeakersChanged]:
-    return [m.speakers_changed for m in session.messages if m.WhichOneof("message") == "speakers_changed"]
+async def test_3_simulcast_switches_layers_on_keyframes_with_contiguous_numbering(media_pod: MediaPodProcess) -> None:
+    room = f"simulcast-{secrets.token_hex(3)}"
+    async with await client.connect(media_pod.grpc_target, media_pod.token(room, "pub")) as session:
+        publisher = SimulcastPublisher(session)
+        track_sid = await publisher.start()
+        try:
+            async with await client.connect(media_pod.grpc_target, media_pod.token(room, "sub")) as subscriber:
+                [remote] = await subscriber.wait_for_tracks(1)
+                probe = RtpProbe()
+                probe.attach(remote.receiver)
+                frames = FrameLog(remote).start()
+                try:
+                    await subscriber.set_video_quality([track_sid], signal_pb2.LOW)
+                    await eventually(lambda: len(frames.frames) >= 10 and frames.frames[-1][1:] == (80, 60))
+                    low_at = time.monotonic()
+                    await eventually(lambda: len(frames.between(low_at, time.monotonic())) >= 15)
+                    assert {f[1:] for f in frames.between(low_at, time.monotonic())} == {(80, 60)}
+
+                    high_requested = time.monotonic()
+                    await subscriber.set_video_quality([track_sid], signal_pb2.HIGH)
+                    await eventually(lambda: any(f[1:] == (320, 240) for f in frames.between(high_requested, time.monotonic())))
+                    first_high = next(f[0] for f in frames.between(high_requested, time.monotonic()) if f[1:] == (320, 240))
+                    await eventually(lambda: len(frames.between(first_high, time.monotonic())) >= 15)
+                finally:
+                    frames.stop()
+
+                # The switch happened on a key frame of the high layer, and after it only high frames decode.
+                after_request = [payload for at, payload in probe.arrivals if at >= high_requested]
+                sizes = [vp8_keyframe_size(p) for p in after_request]
+                switch = next(i for i, size in enumerate(sizes) if size == (320, 240))
+                assert all(size in (None, (80, 60)) for size in sizes[:switch])
+                assert {f[1:] for f in frames.between(first_high, time.monotonic())} == {(320, 240)}
+                # One continuous stream for the subscriber across both switches.
+                assert len(probe.sequence_numbers) == 1
+                assert probe.gaps() == 0
+                steps = [(b - a) & 0xFFFFFFFF for a, b in zip(probe.timestamps, probe.timestamps[1:])]
+                assert all(step < 0x80000000 for step in steps), "timestamps went backwards"
+                assert media_pod.metric("switchboard_layer_switches_total") >= 1
+        finally:
+            await publisher.stop()
 
 
-def is_speaking(session: client.Session, sid: str) -> bool:
-    return any(s.sid == sid for s in session.active_speakers)
+async def test_4_mute_ends_on_a_blank_keyframe_forwards_nothing_and_resumes_on_a_keyframe(
+    media_pod: MediaPodProcess,
+) -> None:
+    room = f"mute-{secrets.token_hex(3)}"
+    async with await client.connect(media_pod.grpc_target, media_pod.token(room, "pub")) as publisher:
+        info = await publisher.publish(NoisyVideoTrack())
+        async with await client.connect(media_pod.grpc_target, media_pod.token(room, "sub")) as subscriber:
+            [remote] = await subscriber.wait_for_tracks(1)
+            probe = RtpProbe()
+            probe.attach(remote.receiver)
+            frames = FrameLog(remote).start()
+            try:
+                await eventually(lambda: len(frames.frames) >= 20)
+                assert frames.frames[-1][1:] == (320, 240)
+
+                muted_at = time.monotonic()
+                await publisher.set_muted(info.sid, True)
+                await subscriber.wait_for(lambda s: any(t.muted for p in s.participants.values() for t in p.tracks))
+                await asyncio.sleep(0.5)
+                # The decoder's last picture is the blank key frame, not a frozen half frame.
+                assert frames.frames[-1][1:] == (16, 16), frames.frames[-3:]
+                forwarded = media_pod.metric("switchboard_rtp_packets_forwarded_total")
+                quiet_from = time.monotonic()
+                await asyncio.sleep(1.5)
+                assert media_pod.metric("switchboard_rtp_packets_forwarded_total") == forwarded
+                assert not [a for a in probe.arrivals if a[0] >= quiet_from], "media reached the subscriber while muted"
+                assert not frames.between(quiet_from, time.monotonic())
+
+                unmuted_at = time.monotonic()
+                await publisher.set_muted(info.sid, False)
+                await eventually(lambda: len(frames.between(unmuted_at, time.monotonic())) >= 10)
+                [first_after_unmute, *_] = [payload for at, payload in probe.arrivals if at >= unmuted_at]
+                assert vp8_is_keyframe(first_after_unmute), "forwarding resumed on a key frame"
+                assert frames.frames[-1][1:] == (320, 240)
+                assert muted_at < quiet_from < unmuted_at
+            finally:
+                frames.stop()
 
 
 async def test_5_speaker_updates_follow_the_loud_participant_and_stop_when_quiet(media_pod: MediaPodProcess) -> None:
@@ -148,45 +237,6 @@ async def test_5_speaker_updates_follow_the_loud_participant_and_stop_when_quiet
         assert media_pod.metric("switchboard_speaker_updates_total") >= sum(settled)
 
 
-async def test_4_mute_ends_on_a_blank_keyframe_forwards_nothing_and_resumes_on_a_keyframe(
-    media_pod: MediaPodProcess,
-) -> None:
-    room = f"mute-{secrets.token_hex(3)}"
-    async with await client.connect(media_pod.grpc_target, media_pod.token(room, "pub")) as publisher:
-        info = await publisher.publish(NoisyVideoTrack())
-        async with await client.connect(media_pod.grpc_target, media_pod.token(room, "sub")) as subscriber:
-            [remote] = await subscriber.wait_for_tracks(1)
-            probe = RtpProbe()
-            probe.attach(remote.receiver)
-            frames = FrameLog(remote).start()
-            try:
-                await eventually(lambda: len(frames.frames) >= 20)
-                assert frames.frames[-1][1:] == (320, 240)
-
-                muted_at = time.monotonic()
-                await publisher.set_muted(info.sid, True)
-                await subscriber.wait_for(lambda s: any(t.muted for p in s.participants.values() for t in p.tracks))
-                await asyncio.sleep(0.5)
-                # The decoder's last picture is the blank key frame, not a frozen half frame.
-                assert frames.frames[-1][1:] == (16, 16), frames.frames[-3:]
-                forwarded = media_pod.metric("switchboard_rtp_packets_forwarded_total")
-                quiet_from = time.monotonic()
-                await asyncio.sleep(1.5)
-                assert media_pod.metric("switchboard_rtp_packets_forwarded_total") == forwarded
-                assert not [a for a in probe.arrivals if a[0] >= quiet_from], "media reached the subscriber while muted"
-                assert not frames.between(quiet_from, time.monotonic())
-
-                unmuted_at = time.monotonic()
-                await publisher.set_muted(info.sid, False)
-                await eventually(lambda: len(frames.between(unmuted_at, time.monotonic())) >= 10)
-                [first_after_unmute, *_] = [payload for at, payload in probe.arrivals if at >= unmuted_at]
-                assert vp8_is_keyframe(first_after_unmute), "forwarding resumed on a key frame"
-                assert frames.frames[-1][1:] == (320, 240)
-                assert muted_at < quiet_from < unmuted_at
-            finally:
-                frames.stop()
-
-
 def test_6_unit_tests_of_sequencer_nack_bitmask_munger_and_duplicate_suppression_pass() -> None:
     root = Path(__file__).resolve().parents[2]
     required = {
@@ -203,56 +253,3 @@ def test_6_unit_tests_of_sequencer_nack_bitmask_munger_and_duplicate_suppression
         cwd=root, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:]
-
-
-def vp8_keyframe_size(payload_head: bytes) -> tuple[int, int] | None:
-    """(width, height) from the first packet of a VP8 key frame (RFC 6386 9.1), else None."""
-    if not vp8_is_keyframe(payload_head):
-        return None
-    descriptor = parse_vp8(payload_head)
-    frame = payload_head[descriptor.header_size :]
-    if len(frame) < 10 or frame[3:6] != b"\x9d\x01\x2a":
-        return None
-    return int.from_bytes(frame[6:8], "little") & 0x3FFF, int.from_bytes(frame[8:10], "little") & 0x3FFF
-
-
-async def test_3_simulcast_switches_layers_on_keyframes_with_contiguous_numbering(media_pod: MediaPodProcess) -> None:
-    room = f"simulcast-{secrets.token_hex(3)}"
-    async with await client.connect(media_pod.grpc_target, media_pod.token(room, "pub")) as session:
-        publisher = SimulcastPublisher(session)
-        track_sid = await publisher.start()
-        try:
-            async with await client.connect(media_pod.grpc_target, media_pod.token(room, "sub")) as subscriber:
-                [remote] = await subscriber.wait_for_tracks(1)
-                probe = RtpProbe()
-                probe.attach(remote.receiver)
-                frames = FrameLog(remote).start()
-                try:
-                    await subscriber.set_video_quality([track_sid], signal_pb2.LOW)
-                    await eventually(lambda: len(frames.frames) >= 10 and frames.frames[-1][1:] == (80, 60))
-                    low_at = time.monotonic()
-                    await eventually(lambda: len(frames.between(low_at, time.monotonic())) >= 15)
-                    assert {f[1:] for f in frames.between(low_at, time.monotonic())} == {(80, 60)}
-
-                    high_requested = time.monotonic()
-                    await subscriber.set_video_quality([track_sid], signal_pb2.HIGH)
-                    await eventually(lambda: any(f[1:] == (320, 240) for f in frames.between(high_requested, time.monotonic())))
-                    first_high = next(f[0] for f in frames.between(high_requested, time.monotonic()) if f[1:] == (320, 240))
-                    await eventually(lambda: len(frames.between(first_high, time.monotonic())) >= 15)
-                finally:
-                    frames.stop()
-
-                # The switch happened on a key frame of the high layer, and after it only high frames decode.
-                after_request = [payload for at, payload in probe.arrivals if at >= high_requested]
-                sizes = [vp8_keyframe_size(p) for p in after_request]
-                switch = next(i for i, size in enumerate(sizes) if size == (320, 240))
-                assert all(size in (None, (80, 60)) for size in sizes[:switch])
-                assert {f[1:] for f in frames.between(first_high, time.monotonic())} == {(320, 240)}
-                # One continuous stream for the subscriber across both switches.
-                assert len(probe.sequence_numbers) == 1
-                assert probe.gaps() == 0
-                steps = [(b - a) & 0xFFFFFFFF for a, b in zip(probe.timestamps, probe.timestamps[1:])]
-                assert all(step < 0x80000000 for step in steps), "timestamps went backwards"
-                assert media_pod.metric("switchboard_layer_switches_total") >= 1
-        finally:
-            await publisher.stop()

@@ -10,10 +10,9 @@ import pytest
 
 from mediapod import client
 from mediapod.protocol import signal_pb2
-from mediapod.rtp.codecs import parse_vp8, vp8_is_keyframe
 from tests.support.chromium import ChromiumPublisher, Encoding
 from tests.support.mediapod_process import MediaPodProcess
-from tests.support.peers import FrameLog, RtpProbe, eventually
+from tests.support.peers import FrameLog, RtpProbe, eventually, vp8_keyframe_size
 
 # Chromium sends as many layers as its resolution and start bitrate allow:
 # at 640x360 that is the two lower ones, which is what this test switches between.
@@ -29,16 +28,6 @@ async def chromium() -> AsyncIterator[ChromiumPublisher]:
     browser = await ChromiumPublisher().launch()
     yield browser
     await browser.close()
-
-
-def keyframe_size(payload_head: bytes) -> tuple[int, int] | None:
-    """(width, height) from the first packet of a VP8 key frame (RFC 6386 9.1)."""
-    if not vp8_is_keyframe(payload_head):
-        return None
-    frame = payload_head[parse_vp8(payload_head).header_size :]
-    if len(frame) < 10 or frame[3:6] != b"\x9d\x01\x2a":
-        return None
-    return int.from_bytes(frame[6:8], "little") & 0x3FFF, int.from_bytes(frame[8:10], "little") & 0x3FFF
 
 
 async def test_chromium_simulcast_reaches_an_aiortc_subscriber_which_switches_layers_on_keyframes(
@@ -67,7 +56,7 @@ async def test_chromium_simulcast_reaches_an_aiortc_subscriber_which_switches_la
             finally:
                 frames.stop()
 
-            sizes = [keyframe_size(p) for at, p in probe.arrivals if at >= medium_requested]
+            sizes = [vp8_keyframe_size(p) for at, p in probe.arrivals if at >= medium_requested]
             switch = next(i for i, size in enumerate(sizes) if size == (320, 180))
             assert all(size in (None, (160, 90)) for size in sizes[:switch]), "switched before a key frame of the new layer"
             assert {f[1:] for f in frames.between(first_medium, time.monotonic())} == {(320, 180)}

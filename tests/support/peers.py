@@ -16,6 +16,7 @@ from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
 from aiortc.rtp import RtpPacket
 
 from mediapod.client import RemoteTrack
+from mediapod.rtp.codecs import parse_vp8, vp8_is_keyframe
 
 
 @dataclass
@@ -147,3 +148,14 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 10.0, inter
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+def vp8_keyframe_size(payload_head: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first packet of a VP8 key frame (RFC 6386 9.1), else None."""
+    if not vp8_is_keyframe(payload_head):
+        return None
+    descriptor = parse_vp8(payload_head)
+    frame = payload_head[descriptor.header_size :]
+    if len(frame) < 10 or frame[3:6] != b"\x9d\x01\x2a":
+        return None
+    return int.from_bytes(frame[6:8], "little") & 0x3FFF, int.from_bytes(frame[8:10], "little") & 0x3FFF
