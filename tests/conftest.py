@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from redis.asyncio import Redis
 
 from tests.support.mediapod_process import MediaPodProcess
+from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture
@@ -16,3 +18,19 @@ def media_pod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaPodProc
     pod.start(str(tmp_path_factory.mktemp("mediapod")))
     yield pod
     pod.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A fresh redis-server process on a free loopback port."""
+    server = RedisServer(str(tmp_path_factory.mktemp("redis"))).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    """An asyncio client of the test's redis-server."""
+    client = Redis.from_url(redis_server.url, socket_timeout=2)
+    yield client
+    await client.aclose()

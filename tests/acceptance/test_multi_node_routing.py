@@ -12,7 +12,7 @@ import asyncio
 import secrets
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -31,19 +31,6 @@ from tests.support.redis_server import RedisServer
 HEARTBEAT = 1.0
 STALE = 3.0
 
-
-@pytest.fixture
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(str(tmp_path_factory.mktemp("redis"))).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    connection = Redis.from_url(redis_server.url, socket_timeout=2)
-    yield connection
-    await connection.aclose()
 
 
 class Cluster:

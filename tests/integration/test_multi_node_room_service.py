@@ -19,12 +19,6 @@ from tests.support.mediapod_process import MediaPodProcess
 from tests.support.redis_server import RedisServer
 
 
-@pytest.fixture
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(str(tmp_path_factory.mktemp("redis"))).start()
-    yield server
-    server.stop()
-
 
 @pytest.fixture
 def pods(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[MediaPodProcess]]:

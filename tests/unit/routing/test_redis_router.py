@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,19 +44,6 @@ class FakeNode:
             listener(name)
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(str(tmp_path_factory.mktemp("redis"))).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_server.url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 def config(node_id: str, address: str, **routing: Any) -> MediaConfig:

@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 
-import pytest
 from redis.asyncio import Redis
 
 from mediapod.protocol import node_pb2
 from mediapod.routing import registry
 from mediapod.routing.registry import Registry
-from tests.support.redis_server import RedisServer
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(str(tmp_path_factory.mktemp("redis"))).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_server.url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 def test_keys_are_the_ones_livekit_and_the_operator_use() -> None:
