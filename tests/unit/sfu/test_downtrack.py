@@ -182,3 +182,18 @@ def test_temporal_layers_above_the_limit_are_dropped_without_gaps() -> None:
     assert len(wire.packets) == 2
     sequence = [p.sequence_number for p in wire.packets]
     assert (sequence[1] - sequence[0]) & 0xFFFF == 1
+
+
+def test_sender_report_maps_now_to_the_rtp_clock_of_the_last_packet_sent() -> None:
+    buffer, wire = PacketBuffer(64), Wire()
+    downtrack = video_downtrack(buffer, wire, [])
+    assert downtrack.sender_report() is None, "nothing sent, nothing to report"
+    forward(downtrack, buffer, source_packet(10, 0, VP8_KEY))
+    time.sleep(0.05)
+    report = downtrack.sender_report()
+    assert report is not None
+    sent = wire.packets[0]
+    assert report.ssrc == downtrack.ssrc
+    assert (report.packet_count, report.octet_count) == (1, len(VP8_KEY))
+    advanced = (report.rtp_timestamp - sent.timestamp) & 0xFFFFFFFF
+    assert 0.05 * 90_000 <= advanced < 1.0 * 90_000

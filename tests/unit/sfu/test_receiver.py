@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from mediapod.rtp.packet import RtpHeader, RtpPacket
+from mediapod.rtp.rtcp import SenderReport
 from mediapod.sfu.nack import MAX_ATTEMPTS, REORDER_GRACE, RETRY_INTERVAL
-from mediapod.sfu.receiver import TrackReceiver
+from mediapod.sfu.receiver import ReceptionStats, TrackReceiver
 
 VP8_DELTA = bytes([0x10, 0x01]) + b"delta"
 
@@ -86,3 +87,46 @@ def test_muted_receiver_blanks_its_downtracks_and_forwards_nothing() -> None:
     receiver.set_muted(True)
     receive(receiver, 1)
     assert downtrack.muted == 1 and downtrack.sequence_numbers == []
+
+
+def test_reception_report_counts_loss_and_fraction_lost_per_interval() -> None:
+    stats = ReceptionStats(clock_rate=90_000)
+    for seq in [*range(100, 110), *range(111, 120)]:  # 110 never arrives
+        stats.update(seq, seq * 3000, arrival=seq * 3000 / 90_000)
+    report = stats.report(ssrc=7, now=1.0)
+    assert report.ssrc == 7
+    assert report.packets_lost == 1
+    assert report.highest_sequence == 119
+    assert report.fraction_lost == (1 << 8) // 20
+    assert report.jitter == 0, "packets arrived exactly on their timestamps"
+    for seq in range(120, 130):
+        stats.update(seq, seq * 3000, arrival=seq * 3000 / 90_000)
+    assert stats.report(ssrc=7, now=2.0).fraction_lost == 0, "no loss in the second interval"
+
+
+def test_reception_report_extends_the_highest_sequence_number_across_the_wrap() -> None:
+    stats = ReceptionStats(clock_rate=48_000)
+    for seq in (65534, 65535, 0, 1):
+        stats.update(seq, 0, arrival=0.0)
+    report = stats.report(ssrc=1, now=0.0)
+    assert report.highest_sequence == 0x10001
+    assert report.packets_lost == 0
+
+
+def test_reception_report_echoes_the_last_sender_report_and_its_delay() -> None:
+    stats = ReceptionStats(clock_rate=90_000)
+    stats.update(1, 0, arrival=0.0)
+    stats.on_sender_report(
+        SenderReport(ssrc=1, ntp_timestamp=0x1234_5678_9ABC_DEF0, rtp_timestamp=0, packet_count=1, octet_count=1, reports=[]),
+        now=10.0,
+    )
+    report = stats.report(ssrc=1, now=10.5)
+    assert report.lsr == 0x5678_9ABC
+    assert report.dlsr == 0x8000  # half a second in 1/65536 s units
+
+
+def test_jitter_grows_when_arrivals_stray_from_their_timestamps() -> None:
+    stats = ReceptionStats(clock_rate=90_000)
+    for i in range(50):
+        stats.update(i, i * 3000, arrival=i * 3000 / 90_000 + (0.01 if i % 2 else 0.0))
+    assert stats.report(ssrc=1, now=0.0).jitter > 500  # ~10 ms swings at 90 kHz

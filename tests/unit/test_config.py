@@ -1,0 +1,75 @@
+"""The media pod's config: defaults < YAML file < environment < flags, and bad values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mediapod.config import DEV_API_KEY, ConfigError, load_config
+
+
+def test_dev_mode_embeds_a_dev_key_and_loopback_addresses() -> None:
+    config = load_config(["--dev"], env={})
+    assert config.keys == {DEV_API_KEY: "secret"}
+    assert config.rtc.advertised_ip == "127.0.0.1"
+    assert config.dev
+
+
+def test_outside_dev_mode_api_keys_are_required() -> None:
+    with pytest.raises(ConfigError, match="API keys"):
+        load_config([], env={})
+
+
+def test_yaml_then_environment_then_flags_each_override_the_one_before(tmp_path: Path) -> None:
+    path = tmp_path / "media.yaml"
+    path.write_text(
+        "keys: {prodkey: a-long-enough-secret-for-hs256-000000}\n"
+        "grpc_port: 1000\n"
+        "metrics_port: 1001\n"
+        "rtc: {udp_port: 1002, advertised_ip: 10.0.0.1}\n"
+        "room: {empty_timeout: 30}\n"
+    )
+    env = {"SWITCHBOARD_METRICS_PORT": "2001", "SWITCHBOARD_RTC__UDP_PORT": "2002"}
+    config = load_config(["--config", str(path), "--udp-port", "3002"], env=env)
+    assert config.grpc_port == 1000  # YAML only
+    assert config.metrics_port == 2001  # environment beats YAML
+    assert config.rtc.udp_port == 3002  # flag beats environment
+    assert config.rtc.advertised_ip == "10.0.0.1"
+    assert config.room.empty_timeout == 30
+    assert config.keys == {"prodkey": "a-long-enough-secret-for-hs256-000000"}
+
+
+def test_config_file_can_be_named_by_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "media.yaml"
+    path.write_text("node_id: from-file\n")
+    assert load_config(["--dev"], env={"SWITCHBOARD_CONFIG": str(path)}).node_id == "from-file"
+
+
+def test_keys_come_from_the_environment_as_pairs() -> None:
+    config = load_config([], env={"SWITCHBOARD_KEYS": "k1: s1, k2: s2"})
+    assert config.keys == {"k1": "s1", "k2": "s2"}
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("grpc_port: lots\n", "expected an integer"),
+        ("no_such_setting: 1\n", "unknown setting"),
+        ("rtc: 5\n", "must be a mapping"),
+        ("- a list\n", "top level must be a mapping"),
+        ("rtc: {udp_port: 70000}\n", "port number"),
+        ("room: {auto_create: maybe}\n", "expected a boolean"),
+        ("grpc_port: [unclosed\n", "cannot read config file"),
+    ],
+)
+def test_bad_config_files_are_refused_with_a_reason(tmp_path: Path, yaml_text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(["--dev", "--config", str(path)], env={})
+
+
+def test_missing_config_file_is_refused_with_its_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nope.yaml"):
+        load_config(["--dev", "--config", str(tmp_path / "nope.yaml")], env={})
