@@ -15,6 +15,7 @@ from mediapod import client
 from mediapod.protocol import models_pb2, signal_pb2
 from tests.support.mediapod_process import MediaPodProcess
 from tests.support.peers import RtpProbe, count_frames
+from tests.support.simulcast import SimulcastPublisher
 
 
 async def wait_for_metric(pod: MediaPodProcess, name: str, minimum: float, timeout: float = 5.0) -> float:
@@ -94,3 +95,17 @@ async def test_peer_whose_certificate_differs_from_its_sdp_fingerprint_is_refuse
     finally:
         await pc.close()
         await session.close()
+
+
+async def test_unrecoverable_uplink_loss_counts_lost_packets_and_asks_for_a_keyframe(media_pod: MediaPodProcess) -> None:
+    room = f"lost-{secrets.token_hex(3)}"
+    async with await client.connect(media_pod.grpc_target, media_pod.token(room, "pub")) as session:
+        publisher = SimulcastPublisher(session, lose_every=50, keyframe_interval=60.0)
+        await publisher.start()
+        try:
+            assert await wait_for_metric(media_pod, "switchboard_nacks_sent_total", 1) >= 1
+            assert await wait_for_metric(media_pod, "switchboard_packets_lost_total", 1, timeout=10) >= 1
+            # No subscriber asked: these PLIs come from the loss itself.
+            assert await wait_for_metric(media_pod, "switchboard_plis_sent_total", 1) >= 1
+        finally:
+            await publisher.stop()

@@ -65,6 +65,9 @@ class SimulcastPublisher:
     )
     keyframe_interval: float = 0.5
     fps: int = 30
+    # Offer generic NACK but never retransmit, and never send every n-th
+    # packet (0: send all): uplink loss the media pod cannot recover.
+    lose_every: int = 0
     track_sid: str = ""
     _dtls: RTCDtlsTransport | None = None
     _ice: RTCIceTransport | None = None
@@ -117,6 +120,7 @@ class SimulcastPublisher:
             f"m=video 9 UDP/TLS/RTP/SAVPF {PAYLOAD_TYPE}", "c=IN IP4 0.0.0.0", "a=sendonly", "a=mid:0",
             f"a=msid:simulcast-stream {cid}", "a=rtcp-mux",
             f"a=rtpmap:{PAYLOAD_TYPE} VP8/90000", f"a=rtcp-fb:{PAYLOAD_TYPE} nack pli",
+            *([f"a=rtcp-fb:{PAYLOAD_TYPE} nack"] if self.lose_every else []),
             f"a=extmap:1 {MID_URI}", f"a=extmap:2 {RID_URI}",
             *[f"a=rid:{rid} send" for rid in rids], f"a=simulcast:send {';'.join(rids)}",
             f"a=ice-ufrag:{ice.usernameFragment}", f"a=ice-pwd:{ice.password}",
@@ -183,6 +187,8 @@ class SimulcastPublisher:
                     packet.extensions.rtp_stream_id = layer.rid
                     layer.sequence_number = (layer.sequence_number + 1) & 0xFFFF
                     layer.packets_sent += 1
+                    if self.lose_every and layer.packets_sent % self.lose_every == 0:
+                        continue
                     await self._dtls._send_rtp(packet.serialize(extensions))
             frame_index += 1
             await asyncio.sleep(max(0.0, started + frame_index / self.fps - loop.time()))

@@ -39,7 +39,11 @@ class Wire:
 
 
 def video_downtrack(
-    buffer: PacketBuffer, wire: Wire, keyframe_requests: list[int], *more_layers: PacketBuffer
+    buffer: PacketBuffer,
+    wire: Wire,
+    keyframe_requests: list[int],
+    *more_layers: PacketBuffer,
+    counters: MediaCounters | None = None,
 ) -> DownTrack:
     downtrack = DownTrack(
         kind="video",
@@ -47,7 +51,7 @@ def video_downtrack(
         clock_rate=90_000,
         send=wire.send,
         buffers=(buffer, *more_layers),
-        counters=MediaCounters(),
+        counters=counters or MediaCounters(),
         is_keyframe=vp8_is_keyframe,
         request_keyframe=lambda layer: keyframe_requests.append(layer) is None,
         cname="test",
@@ -197,3 +201,13 @@ def test_sender_report_maps_now_to_the_rtp_clock_of_the_last_packet_sent() -> No
     assert (report.packet_count, report.octet_count) == (1, len(VP8_KEY))
     advanced = (report.rtp_timestamp - sent.timestamp) & 0xFFFFFFFF
     assert 0.05 * 90_000 <= advanced < 1.0 * 90_000
+
+
+def test_nack_for_a_packet_no_longer_buffered_is_counted_as_a_miss() -> None:
+    buffer, wire, counters = PacketBuffer(4), Wire(), MediaCounters()
+    downtrack = video_downtrack(buffer, wire, [], counters=counters)
+    for i in range(8):
+        forward(downtrack, buffer, source_packet(10 + i, 3000 * i, VP8_KEY if i == 0 else VP8_DELTA))
+    downtrack.retransmit([wire.packets[0].sequence_number], now=100.0)
+    assert counters.nack_misses == 1 and counters.retransmitted_packets == 0
+    assert len(wire.packets) == 8
