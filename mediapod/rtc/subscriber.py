@@ -5,7 +5,8 @@ batched into offers one at a time: while an offer waits for its answer,
 further changes only mark the connection dirty, and the next offer goes out
 when the answer arrives (the "perfect negotiation" discipline of a single
 offerer). Unsubscribed slots stay in the SDP as inactive m-lines, because
-m-lines can never be removed from a session.
+m-lines can never be removed from a session, until a later track of the same
+kind and codec reuses them.
 """
 
 from __future__ import annotations
@@ -102,13 +103,28 @@ class SubscriberConnection:
             rtx_payload_type=rtx.payload_type if rtx is not None else None,
             blank=blank_frames_for(track.mime_type),
         )
-        slot = Slot(mid=str(len(self._slots)), kind=track.kind, codec=codec, rtx=rtx, track=track, downtrack=downtrack)
-        self._slots.append(slot)
+        slot = self._free_slot(track.kind, codec)
+        if slot is None:
+            slot = Slot(mid=str(len(self._slots)), kind=track.kind, codec=codec, rtx=rtx, track=None, downtrack=None)
+            self._slots.append(slot)
+        slot.track, slot.downtrack, slot.negotiated = track, downtrack, False
         self._by_track[track.sid] = slot
         self._by_ssrc[downtrack.ssrc] = slot
         for layer in track.layers:
             layer.add_downtrack(downtrack)
         self._negotiate()
+
+    def _free_slot(self, kind: str, codec: Codec) -> Slot | None:
+        """An inactive m-line that can carry a track of this kind and codec again.
+
+        Recycling keeps the SDP from growing with every track that ever came
+        and went; the m-line keeps its mid and payload types, its msid and
+        SSRC change, which receivers treat as a new track.
+        """
+        for slot in self._slots:
+            if slot.track is None and slot.kind == kind and slot.codec == codec:
+                return slot
+        return None
 
     def unsubscribe(self, track_sid: str) -> None:
         slot = self._by_track.pop(track_sid, None)

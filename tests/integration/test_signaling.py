@@ -150,3 +150,18 @@ async def test_garbage_bytes_on_the_signal_stream_do_not_hurt_the_pod(media_pod:
             await asyncio.wait_for(call.read(), 5)
     session = await client.connect(media_pod.grpc_target, media_pod.token(room_name(), "after"))
     await session.leave()
+
+
+async def test_a_new_track_reuses_the_m_line_of_a_track_that_left(media_pod: MediaPodProcess) -> None:
+    room = room_name()
+    async with await client.connect(media_pod.grpc_target, media_pod.token(room, "viewer")) as viewer:
+        for generation in range(3):
+            publisher = await client.connect(media_pod.grpc_target, media_pod.token(room, f"pub-{generation}"))
+            info = await publisher.publish(VideoStreamTrack())
+            await viewer.wait_for(lambda s: info.sid in s.remote_tracks)
+            remote = viewer.remote_tracks[info.sid]
+            assert (await count_frames([remote], {"video": 5}, timeout=10))["video"] == 5
+            await publisher.leave()
+            await viewer.wait_for(lambda s: info.sid not in s.remote_tracks)
+        offer = viewer.subscriber_pc.remoteDescription.sdp
+        assert offer.count("m=video") == 1, "three tracks in turn shared one m-line"
