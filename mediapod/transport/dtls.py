@@ -20,6 +20,8 @@ from OpenSSL import SSL, crypto
 
 from mediapod.transport.srtp import SRTP_PROFILES, SrtpSession, profile_by_openssl_name
 
+DTLS1_2_VERSION = 0xFEFD
+
 _DIGESTS: dict[str, hashes.HashAlgorithm] = {
     "sha-1": hashes.SHA1(),
     "sha-224": hashes.SHA224(),
@@ -66,6 +68,9 @@ class DtlsCertificate:
     def ssl_context(self) -> SSL.Context:
         ctx = SSL.Context(SSL.DTLS_METHOD)
         ctx.set_options(SSL.OP_NO_TICKET)
+        # DTLS 1.2 only (RFC 8827 requires it); pyOpenSSL has no name for the
+        # version, so OpenSSL's DTLS1_2_VERSION value is spelled out.
+        ctx.set_min_proto_version(DTLS1_2_VERSION)
         # Any certificate is accepted by OpenSSL; trust comes from comparing it
         # with the fingerprint signaled in SDP once the handshake completes.
         ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, lambda *args: True)

@@ -36,8 +36,12 @@ RTCP_PACKET = bytes.fromhex("80c90001" "deadbeef")
 class DtlsClient:
     """The browser's side: a pyOpenSSL DTLS client on memory BIOs."""
 
-    def __init__(self, certificate: DtlsCertificate, srtp_profiles: bytes | None) -> None:
+    def __init__(self, certificate: DtlsCertificate, srtp_profiles: bytes | None, max_version: int | None = None) -> None:
         ctx = SSL.Context(SSL.DTLS_METHOD)
+        if max_version is not None:
+            ctx.set_max_proto_version(max_version)
+            # OpenSSL 3 only speaks the old versions at security level 0.
+            ctx.set_cipher_list(b"ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0")
         ctx.use_certificate(crypto.X509.from_cryptography(certificate.cert))
         ctx.use_privatekey(crypto.PKey.from_cryptography_key(certificate.key))
         # The client too trusts the SDP fingerprint, not a CA.
@@ -95,9 +99,10 @@ class Association:
         *,
         client_profiles: bytes | None = b"SRTP_AEAD_AES_128_GCM",
         fingerprints: list[tuple[str, str]] | None = None,
+        client_max_version: int | None = None,
     ) -> None:
         self.server_certificate = DtlsCertificate.generate()
-        self.client = DtlsClient(DtlsCertificate.generate(), client_profiles)
+        self.client = DtlsClient(DtlsCertificate.generate(), client_profiles, client_max_version)
         self.to_client: list[bytes] = []
         self.states: list[DtlsState] = []
         if fingerprints is None:
@@ -311,6 +316,20 @@ async def test_client_offering_no_srtp_profile_fails() -> None:
 
     assert assoc.server.state == DtlsState.FAILED
     assert "SRTP" in assoc.server.failure
+    assert assoc.server.srtp is None
+    assoc.close()
+
+
+async def test_client_limited_to_dtls_1_0_is_refused() -> None:
+    dtls_1_0 = 0xFEFF
+    assoc = Association(client_max_version=dtls_1_0)
+
+    try:
+        assoc.handshake()
+    except SSL.Error:
+        pass  # the client may see the server's protocol_version alert as an error
+
+    assert assoc.server.state == DtlsState.FAILED
     assert assoc.server.srtp is None
     assoc.close()
 
