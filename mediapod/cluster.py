@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from mediapod import auth
 from mediapod.config import MediaConfig
+from mediapod.k8s_registration import SFUNodeRegistration
 from mediapod.routing.redis_router import RedisRouter
 from mediapod.rtc.node import MediaNode
 from mediapod.signal.grpc_service import RoomServicer, SignalServicer
@@ -31,6 +32,10 @@ class Cluster:
         self.router = router
         self.relay: SignalRelay | None = None
         self._drain = asyncio.Event()
+        # With a kubeconfig the pod also keeps its own SFUNode for the operator.
+        self.registration = (
+            SFUNodeRegistration(config, router, self._drain.is_set) if config.kubernetes.kubeconfig else None
+        )
 
     @classmethod
     async def start(cls, config: MediaConfig, node: MediaNode, verifier: auth.TokenVerifier) -> Cluster:
@@ -47,6 +52,8 @@ class Cluster:
 
     async def serving(self, grpc_port: int) -> None:
         await self.router.set_serving(grpc_port)
+        if self.registration is not None:
+            self.registration.start()
         log.info("node %s serving; routing through Redis at %s", self._config.node_id, self._config.redis.address)
 
     def request_drain(self, stop: asyncio.Event) -> Callable[[], None]:
@@ -87,6 +94,8 @@ class Cluster:
             draining.cancel()
 
     async def close(self) -> None:
+        if self.registration is not None:
+            await self.registration.stop()
         if self.relay is not None:
             await self.relay.close()
         await self.router.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import socket
 import uuid
 from collections.abc import Mapping, Sequence
@@ -83,6 +84,13 @@ class RoutingConfig:
 
 
 @dataclass
+class KubernetesConfig:
+    """Whether the pod keeps an SFUNode custom resource for itself (the operator schedules rooms by it)."""
+
+    kubeconfig: str = ""  # a kubeconfig path, or "in-cluster" for the pod's ServiceAccount; empty = no SFUNode
+
+
+@dataclass
 class MediaConfig:
     """Everything a media pod reads at start."""
 
@@ -98,6 +106,7 @@ class MediaConfig:
     room: RoomDefaults = field(default_factory=RoomDefaults)
     redis: RedisConfig = field(default_factory=RedisConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
     dev: bool = False
 
     def finalize(self) -> MediaConfig:
@@ -121,6 +130,11 @@ class MediaConfig:
             )
         if self.redis.address and ":" not in self.redis.address:
             raise ConfigError(f"redis.address must be host:port, not {self.redis.address!r}")
+        if self.kubernetes.kubeconfig:
+            if not self.redis.address:
+                raise ConfigError("kubernetes.kubeconfig needs redis.address: the operator schedules through Redis")
+            if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", self.node_id):
+                raise ConfigError(f"node_id {self.node_id!r} must be a lowercase DNS name to name its SFUNode")
         return self
 
 

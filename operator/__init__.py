@@ -1,0 +1,1 @@
+"""The Switchboard operator: Room and SFUNode custom resources, reconciled by kopf."""
