@@ -23,6 +23,10 @@ from tests.support.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "k8s-cluster"
+# Where the script puts the binaries (same variable, same default); kubectl
+# comes from there too, at the server's version.
+CACHE = Path(os.environ.get("SWITCHBOARD_K8S_CACHE") or Path.home() / ".cache" / "switchboard-k8s")
+KUBECTL = str(CACHE / "kubectl")
 
 
 @dataclass
@@ -54,7 +58,7 @@ class K8sCluster:
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run kubectl against this cluster; stdout and stderr captured as text."""
         return subprocess.run(
-            ["kubectl", *args], input=input, text=True, capture_output=True, check=check, timeout=60,
+            [KUBECTL, *args], input=input, text=True, capture_output=True, check=check, timeout=60,
             env={**os.environ, **self.env},
         )
 
