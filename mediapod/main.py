@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from mediapod import auth
 from mediapod.cluster import Cluster
 from mediapod.config import DEV_API_KEY, DEV_API_SECRET, ConfigError, MediaConfig, load_config
-from mediapod.metrics import MediaCollector, serve_metrics
+from mediapod.metrics import MediaCollector, computed_on_loop, serve_metrics
 from mediapod.protocol import room_service_pb2_grpc, signal_pb2_grpc
 from mediapod.routing.local import LocalRouter
 from mediapod.rtc.node import MediaNode
@@ -38,7 +38,8 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
             log.warning("API key %r has a secret shorter than %d bytes; tokens signed with it are easy to forge", key, auth.MIN_SECRET_BYTES)
 
     registry = CollectorRegistry()
-    registry.register(MediaCollector(config.node_id, node.context.counters, node.gauges))
+    gauges = computed_on_loop(asyncio.get_running_loop(), node.gauges)
+    registry.register(MediaCollector(config.node_id, node.context.counters, gauges))
     metrics_port = serve_metrics(registry, config.metrics_host, config.metrics_port)
 
     server = grpc.aio.server()

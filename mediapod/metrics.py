@@ -8,12 +8,17 @@ unbounded values: node id, packet kind, drop reason.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+T = TypeVar("T")
 
 # Why a datagram or packet was dropped: the only values of the `reason` label.
 DROP_REASONS: tuple[str, ...] = (
@@ -145,6 +150,29 @@ class MediaCollector(Collector):
             family = GaugeMetricFamily(name, doc, labels=["node"])
             family.add_metric([node], value)
             yield family
+
+
+def computed_on_loop(loop: asyncio.AbstractEventLoop, compute: Callable[[], T], timeout: float = 2.0) -> Callable[[], T]:
+    """Wrap compute so that calling it from another thread runs it on the event loop.
+
+    Scrapes are served from prometheus-client's HTTP thread, while rooms and
+    participants change on the event loop; walking them from the HTTP thread
+    could see a dict change size mid-iteration.
+    """
+
+    def run() -> T:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def fill() -> None:
+            try:
+                future.set_result(compute())
+            except Exception as exc:  # noqa: BLE001 - handed to the scraping thread
+                future.set_exception(exc)
+
+        loop.call_soon_threadsafe(fill)
+        return future.result(timeout)
+
+    return run
 
 
 def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> int:

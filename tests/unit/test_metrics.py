@@ -1,0 +1,31 @@
+"""Metrics plumbing: values computed on the event loop for a scraping thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from mediapod.metrics import computed_on_loop
+
+
+async def test_scrape_thread_gets_values_computed_on_the_event_loop() -> None:
+    loop = asyncio.get_running_loop()
+    seen: list[threading.Thread] = []
+
+    def compute() -> int:
+        seen.append(threading.current_thread())
+        return 42
+
+    result = await asyncio.to_thread(computed_on_loop(loop, compute))
+    assert result == 42
+    assert seen == [threading.main_thread()]
+
+
+async def test_errors_computing_on_the_loop_reach_the_scrape_thread() -> None:
+    def broken() -> int:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await asyncio.to_thread(computed_on_loop(asyncio.get_running_loop(), broken))
