@@ -251,8 +251,9 @@ class Reconciler:
     def _refused(self, status: Mapping[str, Any], phase: str, reason: str, message: str, conditions: Any) -> Outcome:
         previous = {c.get("type"): c for c in conditions or []}.get("Scheduled", {})
         wanted = {"phase": phase, "conditions": condition(conditions, "Scheduled", False, reason, message)}
-        repeated = previous.get("reason") == reason and previous.get("message") == message and status.get("phase") == phase
-        if repeated:
+        # Same reason as last time: nothing new to say (messages may carry
+        # ages that change every tick; rewriting them would be an Event a second).
+        if previous.get("reason") == reason and previous.get("status") == "False" and status.get("phase") == phase:
             return Outcome({})
         return Outcome(changed(status, wanted), ("Warning", reason, message))
 
