@@ -129,6 +129,10 @@ class World:
     sfunodes: Mapping[str, SFUNodeSpec] = field(default_factory=dict)
 
     def live_room(self, room: str) -> LiveRoom | None:
+        """Where the room is live; the node room_node_map names wins if two nodes report it."""
+        mapped = self.live.get(self.room_nodes.get(room, ""), {})
+        if room in mapped:
+            return mapped[room]
         for rooms in self.live.values():
             if room in rooms:
                 return rooms[room]

@@ -32,7 +32,7 @@ from kubernetes.client.exceptions import ApiException
 from redis.asyncio import Redis
 
 from mediapod import client
-from mediapod.protocol import room_service_pb2, room_service_pb2_grpc
+from mediapod.protocol import node_pb2, room_service_pb2, room_service_pb2_grpc
 from mediapod.routing import registry
 from tests.support.k8s_cluster import K8sCluster, k8s_cluster  # noqa: F401  (session fixture)
 from tests.support.k8s_operator_process import OperatorProcess
@@ -327,7 +327,9 @@ async def test_4_killed_pod_goes_not_ready_and_its_room_is_scheduled_on_the_othe
     await exchange_media(other, other, "survivor")
 
 
-async def test_5_draining_sfunode_gets_no_new_rooms_keeps_its_room_until_deleted_then_reports_drained(setup: Setup) -> None:
+async def test_5_draining_sfunode_gets_no_new_rooms_keeps_its_room_until_deleted_then_reports_drained(
+    setup: Setup, redis: Redis
+) -> None:
     a, b = setup.start_pods("a", "b")
     setup.start_operator()
     await ready_nodes(setup, a, b)
@@ -344,8 +346,14 @@ async def test_5_draining_sfunode_gets_no_new_rooms_keeps_its_room_until_deleted
     assert {setup.status(f"new-{i}")["node"] for i in range(4)} == {other.node_id}
 
     # The pod follows spec.draining in Redis too, so joins elsewhere do not put new rooms on it either.
-    async with await client.connect(other.grpc_target, other.token("adhoc-while-draining", "x")) as joined:
-        assert joined.join.node_id == other.node_id
+    async def draining_in_redis() -> bool:
+        raw = await redis.hget(registry.NODES, draining.node_id)
+        return raw is not None and node_pb2.Node.FromString(raw).state == node_pb2.DRAINING
+
+    await eventually(draining_in_redis, timeout=5)
+    for i in range(3):
+        async with await client.connect(draining.grpc_target, draining.token(f"walk-in-{i}", "x")) as joined:
+            assert joined.join.node_id == other.node_id
 
     await exchange_media(draining, other, "kept")
     assert setup.status("kept")["node"] == draining.node_id

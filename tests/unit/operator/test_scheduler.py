@@ -132,6 +132,11 @@ def test_live_room_is_observed_with_its_stats() -> None:
     assert Observe(LiveRoom("a")).phase == SCHEDULED
 
 
+def test_room_live_on_two_nodes_is_observed_where_redis_maps_it() -> None:
+    live = {"a": {"r": LiveRoom("a", participants=1)}, "b": {"r": LiveRoom("b", participants=2)}}
+    assert decide_room(room(), world(node("a"), node("b"), room_nodes={"r": "b"}, live=live), POLICY) == Observe(live["b"]["r"])
+
+
 def test_node_that_did_not_answer_is_not_taken_to_have_closed_its_rooms() -> None:
     nodes = world(node("a"), room_nodes={"r": "a"}, live={})
     assert decide_room(room(phase=ACTIVE, on="a"), nodes, POLICY) == Wait()
