@@ -249,7 +249,7 @@ def test_6_unit_tests_of_sequencer_nack_bitmask_munger_and_duplicate_suppression
         for topic in topics:
             assert topic in text, f"{suite} has no test about {topic}"
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *required, "tests/unit/sfu"],
+        [sys.executable, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider", *required, "tests/unit/sfu"],
         cwd=root, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:]

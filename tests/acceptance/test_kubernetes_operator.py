@@ -427,7 +427,7 @@ async def test_7_operator_restarted_mid_way_schedules_no_room_twice_and_loses_no
 def test_8_scheduler_decisions_are_unit_tested_without_any_cluster() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests" / "unit" / "operator")],
+        [sys.executable, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests" / "unit" / "operator")],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:]

@@ -251,7 +251,7 @@ def test_7_byte_vector_unit_suites_for_stun_rtp_rtcp_pass() -> None:
     for suite in suites:
         assert (ROOT / suite).exists(), suite
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *suites],
+        [sys.executable, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider", *suites],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:]
@@ -259,7 +259,7 @@ def test_7_byte_vector_unit_suites_for_stun_rtp_rtcp_pass() -> None:
     assert passed >= 60, result.stdout[-500:]
     for must_cover in ("malformed", "extension", "csrc", "padding", "nack", "pli", "fir", "bye", "sdes"):
         collected = subprocess.run(
-            [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-k", must_cover, *suites],
+            [sys.executable, "-P", "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-k", must_cover, *suites],
             cwd=ROOT, capture_output=True, text=True, timeout=120,
         )
         assert re.search(r"[1-9]\d* (tests? )?(collected|selected)", collected.stdout), f"no unit test covers {must_cover}"

@@ -36,7 +36,7 @@ class OperatorProcess:
             "SWITCHBOARD_API_SECRET": DEV_API_SECRET,
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sfu_operator.main", "--namespace", self.namespace, "--redis-address", self.redis_address,
+            [sys.executable, "-P", "-m", "sfu_operator.main", "--namespace", self.namespace, "--redis-address", self.redis_address,
              "--identity", self.name, *self.args],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )

@@ -41,7 +41,7 @@ class MediaPodProcess:
         log: IO[str] = open(self.log_path, "w")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mediapod.main", "--dev", "--node-id", self.node_id,
+            [sys.executable, "-P", "-m", "mediapod.main", "--dev", "--node-id", self.node_id,
              "--grpc-port", "0", "--udp-port", "0", "--metrics-port", "0", *self.args],
             stdout=subprocess.PIPE, stderr=log, text=True, env=env,
         )
