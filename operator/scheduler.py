@@ -120,6 +120,13 @@ class World:
 
     ``live`` holds, per node that answered, the rooms it hosts; a node that
     did not answer is absent, and nothing is concluded about its rooms.
+
+    A node with a stale entry in `nodes` stopped heartbeating: it is lost. A
+    node with no entry at all may be lost, or Redis may just have restarted
+    empty and the node not re-registered yet (it does within a heartbeat);
+    so it counts as lost only once it has been missing for a stale timeout,
+    measured from ``last_seen`` (when the operator last saw its entry, or when
+    the operator started).
     """
 
     taken_at: float                                   # unix seconds when the snapshot started
@@ -127,6 +134,8 @@ class World:
     room_nodes: Mapping[str, str]                     # Redis `room_node_map`
     live: Mapping[str, Mapping[str, LiveRoom]]        # node id -> room name -> stats
     sfunodes: Mapping[str, SFUNodeSpec] = field(default_factory=dict)
+    last_seen: Mapping[str, float] = field(default_factory=dict)  # node id -> unix s its entry was last there
+    started_at: float = 0.0                           # when the operator started looking
 
     def live_room(self, room: str) -> LiveRoom | None:
         """Where the room is live; the node room_node_map names wins if two nodes report it."""
@@ -140,6 +149,13 @@ class World:
 
     def alive(self, node_id: str, stale_timeout: float) -> bool:
         return is_alive(self.nodes.get(node_id), self.taken_at, stale_timeout)
+
+    def lost(self, node_id: str, stale_timeout: float) -> bool:
+        """Surely gone: a stale heartbeat, or missing from `nodes` for longer than a stale timeout."""
+        node = self.nodes.get(node_id)
+        if node is not None:
+            return not is_alive(node, self.taken_at, stale_timeout)
+        return self.taken_at - self.last_seen.get(node_id, self.started_at) > stale_timeout
 
     def regions(self) -> set[str]:
         return {n.region for n in self.nodes.values() if n.region} | {s.region for s in self.sfunodes.values() if s.region}
@@ -242,11 +258,16 @@ def decide_room(
         # Claimed but not created: an operator stopped between the two, or a
         # join is creating it right now. Either way that node keeps it.
         return Schedule(mapped, reason="Adopted", message=f"room_node_map already maps the room to {mapped}")
+    if mapped and not world.lost(mapped, stale):
+        return Wait()  # missing from `nodes`, not for long: Redis may have restarted
 
-    if room.node and room.phase in HOSTED_PHASES and world.alive(room.node, stale):
-        if room.node not in world.live or not fresh:
+    if room.node and room.phase in HOSTED_PHASES:
+        if world.alive(room.node, stale):
+            if room.node not in world.live or not fresh:
+                return Wait()
+            return Close()  # the node closed the room and released its mapping
+        if not world.lost(room.node, stale):
             return Wait()
-        return Close()  # the node closed the room and released its mapping
 
     lost = room.node if room.node and room.phase in HOSTED_PHASES else ""
     choice = pick_node(world, policy, room.spec.region, avoid={mapped, lost} - {""}, rng=rng)

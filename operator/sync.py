@@ -121,6 +121,8 @@ class Reconciler:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._rng = random.Random()
         self._task: asyncio.Task[None] | None = None
+        self._started_at = time.time()
+        self._last_seen: dict[str, float] = {}      # node id -> last snapshot that had its entry
         self.create_room_object: RoomCreator | None = None
 
     # -- lifecycle --------------------------------------------------------------------
@@ -170,7 +172,9 @@ class Reconciler:
                 log.debug("node %s did not list its rooms: %s", node.id, answer)
             else:
                 live[node.id] = answer
-        return World(taken_at, nodes, room_nodes, live, dict(self.sfunodes))
+        for node_id in nodes:
+            self._last_seen[node_id] = taken_at
+        return World(taken_at, nodes, room_nodes, live, dict(self.sfunodes), dict(self._last_seen), self._started_at)
 
     # -- objects seen by the watch ----------------------------------------------------
 
