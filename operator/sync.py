@@ -139,10 +139,11 @@ class Reconciler:
         with contextlib.suppress(*REDIS_ERRORS):
             await self._redis.aclose()
 
-    async def current_world(self) -> World:
-        """The latest snapshot, waiting for the first one."""
-        await self._world_ready.wait()
-        assert self.world is not None
+    async def current_world(self) -> World | None:
+        """The latest snapshot, waiting briefly for the first; None while Redis has never answered."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2 * self.config.redis_timeout):
+                await self._world_ready.wait()
         return self.world
 
     async def _loop(self) -> None:
@@ -221,6 +222,8 @@ class Reconciler:
         except InvalidSpec as exc:
             return self._refused(status, PENDING, "InvalidSpec", str(exc), conditions)
         world = await self.current_world()
+        if world is None:
+            return Outcome({})  # nothing known yet; the next tick tries again
         view = RoomView(name, parsed, str(status.get("phase") or ""), str(status.get("node") or ""))
         decision = decide_room(view, world, self.policy, self._acted.get(name, 0.0), self._rng)
         if isinstance(decision, Observe):
@@ -328,6 +331,8 @@ class Reconciler:
     async def reconcile_sfunode(self, name: str, status: Mapping[str, Any]) -> Outcome:
         """SFUNode.status from the node's entry in `nodes`; an Event when its phase changes."""
         world = await self.current_world()
+        if world is None:
+            return Outcome({})
         spec = world.sfunodes.get(name) or self.sfunodes.get(name) or SFUNodeSpec(name)
         mapped = sum(1 for node in world.room_nodes.values() if node == name)
         hosted = len(world.live.get(name, {})) if name in world.live else mapped

@@ -149,3 +149,10 @@ async def test_sfunode_draining_spec_reaches_the_phase(draining: bool) -> None:
     r = reconciler([node("a")], sfunodes=[SFUNodeSpec("a", draining=draining)])
     outcome = await r.reconcile_sfunode("a", {})
     assert outcome.status["phase"] == ("Drained" if draining else "Ready")
+
+
+async def test_without_any_snapshot_yet_nothing_is_decided_and_nothing_hangs() -> None:
+    config = OperatorConfig(redis_address="127.0.0.1:1", api_key="k", api_secret="s", redis_timeout=0.05)
+    r = Reconciler(config, media=FakeMedia())  # type: ignore[arg-type]
+    assert (await r.reconcile_room("r", {}, {})).status == {}
+    assert (await r.reconcile_sfunode("a", {})).status == {}
