@@ -13,10 +13,9 @@ import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sfu_operator.scheduler import SchedulingPolicy
-
 from mediapod.config import SORT_BY
 from mediapod.routing.selector import Limits
+from sfu_operator.scheduler import SchedulingPolicy
 
 
 class ConfigError(ValueError):

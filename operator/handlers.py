@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
+
 from sfu_operator import resources
 from sfu_operator.media_rooms import MediaPodError
 from sfu_operator.sync import REDIS_ERRORS, Outcome, Reconciler

@@ -17,10 +17,14 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import urllib3
 from kubernetes.client import CoordinationV1Api
 from kubernetes.client.exceptions import ApiException
 
 log = logging.getLogger(__name__)
+
+# An API server that refused (ApiException) or could not be reached (urllib3).
+API_ERRORS = (ApiException, urllib3.exceptions.HTTPError)
 
 
 def parse_time(value: Any) -> float | None:
@@ -60,10 +64,15 @@ class LeaseElector:
     async def acquire(self) -> None:
         """Return once this replica holds the lease."""
         waiting_logged = False
-        while not await self._try():
-            if not waiting_logged:
-                log.info("another replica leads; %s waits for lease %s/%s", self.identity, self._namespace, self._name)
-                waiting_logged = True
+        while True:
+            try:
+                if await self._try():
+                    break
+                if not waiting_logged:
+                    log.info("another replica leads; %s waits for lease %s/%s", self.identity, self._namespace, self._name)
+                    waiting_logged = True
+            except API_ERRORS as exc:
+                log.warning("cannot read the lease: %s; retrying", exc)
             await asyncio.sleep(self._duration / 4)
         log.info("%s leads (lease %s/%s)", self.identity, self._namespace, self._name)
 
@@ -77,7 +86,7 @@ class LeaseElector:
                     log.error("%s lost the lease to another replica", self.identity)
                     return
                 last_renewed = time.monotonic()
-            except (ApiException, OSError) as exc:
+            except API_ERRORS as exc:
                 log.warning("cannot renew the lease: %s", exc)
             if time.monotonic() - last_renewed > self._duration:
                 log.error("%s could not renew the lease for %.0f s; stepping down", self.identity, self._duration)
@@ -93,7 +102,7 @@ class LeaseElector:
                     "spec": {"leaseDurationSeconds": lease.spec.lease_duration_seconds},
                 }
                 await asyncio.to_thread(self._api.replace_namespaced_lease, self._name, self._namespace, body, _request_timeout=5)
-        except (ApiException, OSError) as exc:
+        except API_ERRORS as exc:
             log.warning("could not release the lease: %s", exc)
 
     async def _try(self) -> bool:

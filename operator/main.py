@@ -14,6 +14,7 @@ import kubernetes
 import urllib3
 from kubernetes.client import ApiClient, CoordinationV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
+
 from sfu_operator import (
     handlers,  # noqa: F401  (registers the kopf handlers)
     resources,
@@ -39,16 +40,24 @@ class RoomObjects:
     def __init__(self, client: ApiClient) -> None:
         self._api = CustomObjectsApi(client)
 
-    async def create(self, namespace: str, body: dict[str, Any]) -> None:
+    async def create(self, namespace: str, body: dict[str, Any]) -> bool:
+        """True once the Room exists (409: a person or a replica made it first)."""
+        name = body["metadata"]["name"]
         try:
             await asyncio.to_thread(
                 self._api.create_namespaced_custom_object,
                 resources.GROUP, resources.VERSION, namespace, resources.ROOMS, body, _request_timeout=5,
             )
-            log.info("room %s was created by a join; made its Room", body["metadata"]["name"])
         except ApiException as exc:
-            if exc.status != 409:  # 409: it exists already (a person or a replica made it)
-                log.warning("cannot create Room %s: %s %s", body["metadata"]["name"], exc.status, exc.reason)
+            if exc.status == 409:
+                return True
+            log.warning("cannot create Room %s: %s %s", name, exc.status, exc.reason)
+            return False
+        except urllib3.exceptions.HTTPError as exc:  # API server unreachable
+            log.warning("cannot create Room %s: %s", name, exc)
+            return False
+        log.info("room %s was created by a join; made its Room", name)
+        return True
 
 
 async def run(config: OperatorConfig) -> int:

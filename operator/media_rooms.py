@@ -12,7 +12,6 @@ import contextlib
 from datetime import timedelta
 
 import grpc
-from sfu_operator.scheduler import LiveRoom, RoomSpec
 
 from mediapod.auth import AccessToken, VideoGrant
 from mediapod.protocol import (
@@ -21,6 +20,7 @@ from mediapod.protocol import (
     room_service_pb2,
     room_service_pb2_grpc,
 )
+from sfu_operator.scheduler import LiveRoom, RoomSpec
 
 # Long enough to outlive any call, short enough that a leaked one is useless.
 TOKEN_TTL = timedelta(minutes=5)

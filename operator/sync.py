@@ -28,6 +28,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from mediapod.routing.registry import Registry
+from mediapod.routing.selector import is_alive
 from sfu_operator import resources
 from sfu_operator.config import OperatorConfig
 from sfu_operator.media_rooms import MediaPodError, MediaRooms
@@ -53,9 +56,6 @@ from sfu_operator.scheduler import (
     resource_name_for_room,
 )
 
-from mediapod.routing.registry import Registry
-from mediapod.routing.selector import is_alive
-
 log = logging.getLogger(__name__)
 
 REDIS_ERRORS = (RedisError, OSError, TimeoutError)
@@ -65,8 +65,8 @@ WRITE_SETTLE = 3.0
 # taken before the delete still shows it live).
 DELETED_MEMORY = 60.0
 
-# Creates a Room object: (namespace, body); must treat "already exists" as done.
-RoomCreator = Callable[[str, dict[str, Any]], Awaitable[None]]
+# Creates a Room object: (namespace, body); True once it exists (made now or before).
+RoomCreator = Callable[[str, dict[str, Any]], Awaitable[bool]]
 
 
 def now_iso(ts: float | None = None) -> str:
@@ -323,8 +323,8 @@ class Reconciler:
                 if object_name is None:
                     log.debug("room %r has no valid object name; it gets no Room", room)
                     continue
-                await self.create_room_object(self.config.namespace, resources.auto_room(object_name, live))
-                self.room_objects.add(room)
+                if await self.create_room_object(self.config.namespace, resources.auto_room(object_name, live)):
+                    self.room_objects.add(room)  # else: tried again at the next snapshot
 
     # -- SFUNodes --------------------------------------------------------------------
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from mediapod.protocol import node_pb2
+from mediapod.routing.selector import Limits
 from sfu_operator.scheduler import (
     ACTIVE,
     CLOSED,
@@ -35,9 +38,6 @@ from sfu_operator.scheduler import (
     pick_node,
     resource_name_for_room,
 )
-
-from mediapod.protocol import node_pb2
-from mediapod.routing.selector import Limits
 
 ROOT = Path(__file__).resolve().parents[3]
 NOW = 1_000_000.0
