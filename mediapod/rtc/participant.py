@@ -270,7 +270,7 @@ class Participant:
                 on_gap=self.publisher.schedule_nacks if ("nack", "") in codec.feedback else None,
                 layer=index,
             )
-            self.publisher.add_receiver(media, receiver, rid)
+            self.publisher.add_receiver(media, receiver, rid, codec.payload_type if rtx is not None and rid else None)
             layers.append(receiver)
         receiver = layers[0]
         rtx_ssrc = media.rtx_ssrc_of(receiver.ssrc) if rtx is not None and receiver.ssrc else None

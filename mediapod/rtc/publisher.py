@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from mediapod.rtc.context import MediaContext
-from mediapod.rtc.sdp import AUDIO_LEVEL_URI, MID_URI, RID_URI, AnswerMedia, MediaDescription, SessionDescription, write_answer
+from mediapod.rtc.sdp import AUDIO_LEVEL_URI, MID_URI, REPAIRED_RID_URI, RID_URI, AnswerMedia, MediaDescription, SessionDescription, write_answer
 from mediapod.rtc.speaker import AudioLevelTap
 from mediapod.rtp.errors import MalformedPacket
 from mediapod.rtp.packet import RtpHeader, get_header_extension
@@ -45,6 +45,8 @@ class PublisherConnection:
         self._by_mid: dict[tuple[str, str], TrackReceiver] = {}  # (mid, rid) -> receiver
         self._mid_extension_id: int | None = None
         self._rid_extension_id: int | None = None
+        self._repaired_rid_extension_id: int | None = None
+        self._rtx_by_mid: dict[tuple[str, str], tuple[TrackReceiver, int]] = {}  # (mid, rid) -> RTX target
         self._audio_levels: dict[TrackReceiver, AudioLevelTap] = {}
         self._rtx: dict[int, tuple[TrackReceiver, int]] = {}  # RTX SSRC -> (receiver, primary payload type)
         self._nack_timer: asyncio.TimerHandle | None = None
@@ -56,9 +58,20 @@ class PublisherConnection:
             self.transport.set_remote_parameters(first.ice_ufrag, first.fingerprints)
         return write_answer(offer, answers, self._context.local_parameters(self.transport.ice))
 
-    def add_receiver(self, media: MediaDescription, receiver: TrackReceiver, rid: str = "") -> None:
-        """Route media's packets (its rid layer's, for simulcast) to receiver."""
+    def add_receiver(
+        self, media: MediaDescription, receiver: TrackReceiver, rid: str = "", rtx_for_payload_type: int | None = None
+    ) -> None:
+        """Route media's packets (its rid layer's, for simulcast) to receiver.
+
+        With rtx_for_payload_type set (RTX was negotiated), an unsignaled
+        stream whose repaired-rid names this layer is its RTX stream.
+        """
         self._by_mid[(media.mid, rid)] = receiver
+        if rtx_for_payload_type is not None:
+            self._rtx_by_mid[(media.mid, rid)] = (receiver, rtx_for_payload_type)
+            repaired_id = media.extension_id(REPAIRED_RID_URI)
+            if repaired_id is not None:
+                self._repaired_rid_extension_id = repaired_id
         if receiver.ssrc:
             self._by_ssrc[receiver.ssrc] = receiver
         mid_id = media.extension_id(MID_URI)
@@ -84,8 +97,9 @@ class PublisherConnection:
         for table in (self._by_ssrc, self._by_mid):
             for key in [k for k, r in table.items() if r is receiver]:
                 del table[key]
-        for key in [k for k, (r, _) in self._rtx.items() if r is receiver]:
-            del self._rtx[key]
+        for rtx_table in (self._rtx, self._rtx_by_mid):
+            for key in [k for k, (r, _) in rtx_table.items() if r is receiver]:
+                del rtx_table[key]
 
     def schedule_nacks(self) -> None:
         """A receiver saw a gap: send NACKs once the reorder grace has passed."""
@@ -143,7 +157,7 @@ class PublisherConnection:
             return
         receiver = self._by_ssrc.get(header.ssrc)
         if receiver is None:
-            rtx = self._rtx.get(header.ssrc)
+            rtx = self._rtx.get(header.ssrc) or self._learn_rtx_ssrc(packet, header.ssrc)
             if rtx is not None:
                 self._on_rtx(packet, header, *rtx)
                 return
@@ -157,6 +171,22 @@ class PublisherConnection:
         if tap is not None:
             tap.observe(packet)
         receiver.on_rtp(packet, header, time.monotonic())
+
+    def _learn_rtx_ssrc(self, packet: bytes, ssrc: int) -> tuple[TrackReceiver, int] | None:
+        """Bind an unsignaled RTX SSRC to its layer by its mid and repaired-rid extensions (RFC 8852)."""
+        if self._repaired_rid_extension_id is None or self._mid_extension_id is None:
+            return None
+        try:
+            repaired = get_header_extension(packet, self._repaired_rid_extension_id)
+            mid = get_header_extension(packet, self._mid_extension_id) if repaired else None
+        except MalformedPacket:
+            return None
+        if not repaired or not mid:
+            return None
+        target = self._rtx_by_mid.get((mid.decode(errors="replace"), repaired.decode(errors="replace")))
+        if target is not None:
+            self._rtx[ssrc] = target
+        return target
 
     def _learn_ssrc(self, packet: bytes, ssrc: int) -> TrackReceiver | None:
         """Bind an unsignaled SSRC to its track (and layer) by its mid and rid extensions."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -11,8 +12,9 @@ import pytest
 from mediapod import client
 from mediapod.protocol import signal_pb2
 from tests.support.chromium import ChromiumPublisher, Encoding
+from tests.support.lossy_relay import LossyRelay
 from tests.support.mediapod_process import MediaPodProcess
-from tests.support.peers import FrameLog, RtpProbe, eventually, vp8_keyframe_size
+from tests.support.peers import FrameLog, RtpProbe, count_frames, eventually, vp8_keyframe_size
 
 # Chromium sends as many layers as its resolution and start bitrate allow:
 # at 640x360 that is the two lower ones, which is what this test switches between.
@@ -63,3 +65,38 @@ async def test_chromium_simulcast_reaches_an_aiortc_subscriber_which_switches_la
             assert len(probe.sequence_numbers) == 1 and probe.gaps() == 0
             steps = [(b - a) & 0xFFFFFFFF for a, b in zip(probe.timestamps, probe.timestamps[1:])]
             assert all(step < 0x80000000 for step in steps)
+
+
+@pytest.fixture
+async def pod_behind_lossy_uplink(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[MediaPodProcess, LossyRelay]]:
+    relay = LossyRelay(uplink_loss=0.05)
+    port = await relay.start()
+    pod = MediaPodProcess(node_id="lossy-chromium", env={"SWITCHBOARD_RTC__ADVERTISED_PORT": str(port)})
+    pod.start(str(tmp_path_factory.mktemp("lossy-chromium")))
+    relay.target = ("127.0.0.1", pod.udp_port)
+    yield pod, relay
+    pod.stop()
+    relay.close()
+
+
+async def test_chromium_simulcast_uplink_loss_is_repaired_over_rtx_found_by_repaired_rid(
+    pod_behind_lossy_uplink: tuple[MediaPodProcess, LossyRelay], chromium: ChromiumPublisher
+) -> None:
+    pod, relay = pod_behind_lossy_uplink
+    room = f"chromium-loss-{secrets.token_hex(3)}"
+    async with await client.connect(pod.grpc_target, pod.token(room, "browser")) as browser_session:
+        track_sid = await chromium.publish(browser_session, 640, 360, ENCODINGS)
+        async with await client.connect(pod.grpc_target, pod.token(room, "viewer")) as viewer:
+            [remote] = await viewer.wait_for_tracks(1)
+            await viewer.set_video_quality([track_sid], signal_pb2.LOW)
+            await count_frames([remote], {"video": 30}, timeout=15)
+            probe = RtpProbe()
+            probe.attach(remote.receiver)
+            await count_frames([remote], {"video": 10_000}, timeout=6)
+            await asyncio.sleep(0.5)
+    assert relay.dropped["uplink"] >= 5, relay.dropped
+    assert probe.received_fraction() >= 0.99
+    assert pod.metric("switchboard_nacks_sent_total") > 0
+    # Chromium's RTX streams signal no SSRC: they were recognised by repaired-rid, not dropped.
+    assert pod.metric("switchboard_packets_dropped_total", reason="rtp_unknown_ssrc") == 0
+    assert pod.metric("switchboard_packets_lost_total") == 0
