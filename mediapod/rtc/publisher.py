@@ -21,8 +21,8 @@ from mediapod.rtp.rtcp import (
     Nack,
     PictureLossIndication,
     ReceiverReport,
+    RtcpPacket,
     SenderReport,
-    parse_rtcp,
 )
 from mediapod.rtp.rtx import unwrap_rtx
 from mediapod.sfu.nack import REORDER_GRACE
@@ -219,12 +219,7 @@ class PublisherConnection:
         self._counters.rtp_bytes_in += len(packet)
         receiver.on_rtp(original, header, time.monotonic())
 
-    def _on_rtcp(self, data: bytes) -> None:
-        try:
-            packets = parse_rtcp(data)
-        except MalformedPacket:
-            self._counters.drops["rtcp_malformed"] += 1
-            return
+    def _on_rtcp(self, packets: list[RtcpPacket]) -> None:
         now = time.monotonic()
         for packet in packets:
             if isinstance(packet, SenderReport):

@@ -20,14 +20,13 @@ from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.context import MediaContext
 from mediapod.rtc.sdp import Codec, OfferMedia, SdpError, parse, rtx_codec, write_offer
 from mediapod.rtc.track import PublishedTrack
-from mediapod.rtp.errors import MalformedPacket
 from mediapod.rtp.rtcp import (
     FullIntraRequest,
     Nack,
     PictureLossIndication,
+    RtcpPacket,
     SdesChunk,
     SourceDescription,
-    parse_rtcp,
     serialize_compound,
 )
 from mediapod.sfu.blank import blank_frames_for
@@ -262,12 +261,7 @@ class SubscriberConnection:
             self._bind_ready()
         self._on_state(state)
 
-    def _on_rtcp(self, data: bytes) -> None:
-        try:
-            packets = parse_rtcp(data)
-        except MalformedPacket:
-            self._counters.drops["rtcp_malformed"] += 1
-            return
+    def _on_rtcp(self, packets: list[RtcpPacket]) -> None:
         counters = self._counters
         for packet in packets:
             if isinstance(packet, PictureLossIndication):

@@ -11,7 +11,9 @@ from collections.abc import Callable
 
 from OpenSSL import SSL
 
+from mediapod.rtp.errors import MalformedPacket
 from mediapod.rtp.packet import is_rtcp
+from mediapod.rtp.rtcp import RtcpPacket, parse_rtcp
 from mediapod.transport.dtls import DtlsServer, DtlsState
 from mediapod.transport.ice import Address, IceLiteAgent
 from mediapod.transport.srtp import SrtpError, SrtpSession
@@ -28,7 +30,7 @@ def _ignore(_: bytes) -> None:
 class PeerTransport:
     """ICE-lite + DTLS-SRTP for one PeerConnection on the shared UDP port.
 
-    The owner sets ``on_rtp`` / ``on_rtcp`` (decrypted packets in) and
+    The owner sets ``on_rtp`` (decrypted RTP in) / ``on_rtcp`` (parsed compound RTCP in) and
     ``on_state`` (connected / closed), and sends with ``send_rtp`` / ``send_rtcp``.
     """
 
@@ -36,7 +38,7 @@ class PeerTransport:
         self.ice = IceLiteAgent()
         self.remote_addr: Address | None = None
         self.on_rtp: Callable[[bytes], None] = _ignore
-        self.on_rtcp: Callable[[bytes], None] = _ignore
+        self.on_rtcp: Callable[[list[RtcpPacket]], None] = lambda packets: None
         self.on_state: Callable[[DtlsState], None] = lambda state: None
         self._mux = mux
         self._counters = mux.counters
@@ -85,15 +87,20 @@ class PeerTransport:
             self._counters.drops["rtp_malformed"] += 1
             return
         try:
-            if is_rtcp(data):
-                plain = srtp.unprotect_rtcp(data)
-                self._counters.rtcp_packets_in += 1
-                self.on_rtcp(plain)
-            else:
-                plain = srtp.unprotect_rtp(data)
-                self.on_rtp(plain)
+            if not is_rtcp(data):
+                self.on_rtp(srtp.unprotect_rtp(data))
+                return
+            plain = srtp.unprotect_rtcp(data)
         except SrtpError:
             self._counters.drops["srtp_auth_failed"] += 1
+            return
+        self._counters.rtcp_packets_in += 1
+        try:
+            packets = parse_rtcp(plain)
+        except MalformedPacket:
+            self._counters.drops["rtcp_malformed"] += 1
+            return
+        self.on_rtcp(packets)
 
     def send_rtp(self, packet: bytes) -> None:
         srtp, addr = self._srtp, self.remote_addr
