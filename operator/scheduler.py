@@ -125,8 +125,9 @@ class World:
     node with no entry at all may be lost, or Redis may just have restarted
     empty and the node not re-registered yet (it does within a heartbeat);
     so it counts as lost only once it has been missing for a stale timeout,
-    measured from ``last_seen`` (when the operator last saw its entry, or when
-    the operator started).
+    measured from when the operator last saw its entry (``last_seen``) or from
+    ``watching_since`` (the operator's start, or Redis answering again after
+    it did not), whichever is later.
     """
 
     taken_at: float                                   # unix seconds when the snapshot started
@@ -135,7 +136,7 @@ class World:
     live: Mapping[str, Mapping[str, LiveRoom]]        # node id -> room name -> stats
     sfunodes: Mapping[str, SFUNodeSpec] = field(default_factory=dict)
     last_seen: Mapping[str, float] = field(default_factory=dict)  # node id -> unix s its entry was last there
-    started_at: float = 0.0                           # when the operator started looking
+    watching_since: float = 0.0                       # unix s since when Redis has answered without a break
 
     def live_room(self, room: str) -> LiveRoom | None:
         """Where the room is live; the node room_node_map names wins if two nodes report it."""
@@ -155,7 +156,8 @@ class World:
         node = self.nodes.get(node_id)
         if node is not None:
             return not is_alive(node, self.taken_at, stale_timeout)
-        return self.taken_at - self.last_seen.get(node_id, self.started_at) > stale_timeout
+        missing_since = max(self.last_seen.get(node_id, 0.0), self.watching_since)
+        return self.taken_at - missing_since > stale_timeout
 
     def regions(self) -> set[str]:
         return {n.region for n in self.nodes.values() if n.region} | {s.region for s in self.sfunodes.values() if s.region}

@@ -121,8 +121,12 @@ class Reconciler:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._rng = random.Random()
         self._task: asyncio.Task[None] | None = None
-        self._started_at = time.time()
         self._last_seen: dict[str, float] = {}      # node id -> last snapshot that had its entry
+        # Since when Redis has answered every snapshot: absences count from
+        # then (as in RedisRouter.is_gone), since nodes re-register after an outage.
+        # A call made during a short outage may just wait for Redis to return
+        # (redis-py retries), so Redis's own uptime bounds it too.
+        self._watching_since: float | None = None
         self.create_room_object: RoomCreator | None = None
 
     # -- lifecycle --------------------------------------------------------------------
@@ -154,7 +158,9 @@ class Reconciler:
                 self._world_ready.set()
                 await self._adopt_unknown_rooms(self.world)
             except REDIS_ERRORS as exc:
-                log.warning("cannot read the routing table at %s: %s; retrying", self.config.redis_address, exc)
+                if self._watching_since is not None:
+                    log.warning("cannot read the routing table at %s: %s; retrying", self.config.redis_address, exc)
+                self._watching_since = None
             except Exception:
                 log.exception("snapshot failed; retrying")
             await asyncio.sleep(max(0.0, self.config.sync_interval - (time.monotonic() - started)))
@@ -165,6 +171,7 @@ class Reconciler:
         async with asyncio.timeout(self.config.redis_timeout):
             nodes = await self.registry.nodes()
             room_nodes = await self.registry.room_nodes()
+            uptime = float((await self._redis.info("server")).get("uptime_in_seconds", 0))
         fresh = [n for n in nodes.values() if is_alive(n, taken_at, self.config.stale_timeout) and n.grpc_port]
         answers = await asyncio.gather(*(self.media.live_rooms(n) for n in fresh), return_exceptions=True)
         live: dict[str, Mapping[str, LiveRoom]] = {}
@@ -173,9 +180,12 @@ class Reconciler:
                 log.debug("node %s did not list its rooms: %s", node.id, answer)
             else:
                 live[node.id] = answer
+        redis_started = time.time() - uptime
+        if self._watching_since is None or self._watching_since < redis_started:
+            self._watching_since = max(taken_at, redis_started)
         for node_id in nodes:
             self._last_seen[node_id] = taken_at
-        return World(taken_at, nodes, room_nodes, live, dict(self.sfunodes), dict(self._last_seen), self._started_at)
+        return World(taken_at, nodes, room_nodes, live, dict(self.sfunodes), dict(self._last_seen), self._watching_since)
 
     # -- objects seen by the watch ----------------------------------------------------
 
@@ -333,6 +343,8 @@ class Reconciler:
         world = await self.current_world()
         if world is None:
             return Outcome({})
+        if status.get("phase") and name not in world.nodes and not world.lost(name, self.config.stale_timeout):
+            return Outcome({})  # missing only briefly (Redis restarted empty): keep the phase, no flapping
         spec = world.sfunodes.get(name) or self.sfunodes.get(name) or SFUNodeSpec(name)
         mapped = sum(1 for node in world.room_nodes.values() if node == name)
         hosted = len(world.live.get(name, {})) if name in world.live else mapped

@@ -53,10 +53,10 @@ def node(node_id: str, *, age: float = 0.0, state: int = node_pb2.SERVING, regio
 
 def world(*nodes: node_pb2.Node, room_nodes: dict[str, str] | None = None, live: dict[str, dict[str, LiveRoom]] | None = None,
           sfunodes: list[SFUNodeSpec] = (), taken_at: float = NOW, last_seen: dict[str, float] | None = None,
-          started_at: float = 0.0) -> World:
+          watching_since: float = 0.0) -> World:
     answered = live if live is not None else {n.id: {} for n in nodes if n.stats.updated_at / 1000 >= NOW - 3}
     return World(taken_at, {n.id: n for n in nodes}, room_nodes or {}, answered, {s.name: s for s in sfunodes},
-                 last_seen or {}, started_at)
+                 last_seen or {}, watching_since)
 
 
 def room(name: str = "r", phase: str = "", on: str = "", **spec: object) -> RoomView:
@@ -175,19 +175,21 @@ def test_room_of_a_lost_node_is_rescheduled_elsewhere_replacing_the_mapping() ->
 
 
 def test_room_of_a_node_missing_from_redis_for_a_stale_timeout_is_rescheduled() -> None:
-    nodes = world(node("b"), last_seen={"gone": NOW - 3.5}, started_at=NOW - 60)
+    nodes = world(node("b"), last_seen={"gone": NOW - 3.5}, watching_since=NOW - 60)
     decision = decide_room(room(phase=SCHEDULED, on="gone"), nodes, POLICY)
     assert isinstance(decision, Schedule) and decision.node == "b" and decision.reason == "Rescheduled"
 
 
 def test_node_missing_right_after_a_redis_restart_is_not_taken_for_lost() -> None:
     # Redis came back empty: b re-registered first, a has not yet (it will within a heartbeat).
-    just_missing = world(node("b"), last_seen={"a": NOW - 1}, started_at=NOW - 60)
+    just_missing = world(node("b"), last_seen={"a": NOW - 1}, watching_since=NOW - 60)
     assert decide_room(room(phase=ACTIVE, on="a"), just_missing, POLICY) == Wait()
-    mapped_there = world(node("b"), room_nodes={"r": "a"}, last_seen={"a": NOW - 1}, started_at=NOW - 60)
+    mapped_there = world(node("b"), room_nodes={"r": "a"}, last_seen={"a": NOW - 1}, watching_since=NOW - 60)
     assert decide_room(room(phase=ACTIVE, on="a"), mapped_there, POLICY) == Wait()
-    # An operator that just started has not seen it for long either.
-    assert decide_room(room(phase=ACTIVE, on="a"), world(node("b"), started_at=NOW - 1), POLICY) == Wait()
+    # An operator that just started, or whose Redis just came back, has not missed it for long either.
+    assert decide_room(room(phase=ACTIVE, on="a"), world(node("b"), watching_since=NOW - 1), POLICY) == Wait()
+    long_outage = world(node("b"), last_seen={"a": NOW - 30}, watching_since=NOW - 1)
+    assert decide_room(room(phase=ACTIVE, on="a"), long_outage, POLICY) == Wait()
 
 
 def test_lost_node_is_never_the_new_home_even_if_it_looks_least_loaded() -> None:

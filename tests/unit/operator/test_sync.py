@@ -144,6 +144,14 @@ async def test_sfunode_phase_change_is_written_with_one_event() -> None:
     assert steady.event is None
 
 
+async def test_sfunode_missing_from_redis_only_briefly_keeps_its_phase() -> None:
+    r = reconciler([])
+    r.world = World(time.time(), {}, {}, {}, last_seen={"a": time.time() - 1}, watching_since=time.time() - 60)
+    assert (await r.reconcile_sfunode("a", {"phase": "Ready"})).status == {}
+    r.world = World(time.time(), {}, {}, {}, last_seen={"a": time.time() - 5}, watching_since=time.time() - 60)
+    assert (await r.reconcile_sfunode("a", {"phase": "Ready"})).status["phase"] == "NotReady"
+
+
 @pytest.mark.parametrize("draining", [True, False])
 async def test_sfunode_draining_spec_reaches_the_phase(draining: bool) -> None:
     r = reconciler([node("a")], sfunodes=[SFUNodeSpec("a", draining=draining)])
