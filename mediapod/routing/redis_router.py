@@ -196,18 +196,22 @@ class RedisRouter:
         """Whether a relayed join for room_name may start here (a draining node takes only its own rooms)."""
         return not self.draining or room_name in self._media.rooms
 
-    def is_gone(self, node_id: str) -> bool:
+    def is_gone(self, node_id: str, patience: float = 1.0) -> bool:
         """True only when sure: Redis has been reachable for a stale timeout and the node has not heartbeaten.
 
         During and right after a Redis outage every node looks stale, so
         nothing is judged gone until the table had time to fill again.
+        ``patience`` stretches the stale timeout for drastic decisions
+        (ending a live participant's session) so a node slowed by load is
+        not mistaken for a dead one.
         """
         if node_id == self.node_id:
             return False
+        stale_timeout = self._routing.stale_timeout * patience
         healthy_since = self._healthy_since
-        if healthy_since is None or time.monotonic() - healthy_since < self._routing.stale_timeout:
+        if healthy_since is None or time.monotonic() - healthy_since < stale_timeout:
             return False
-        return not is_alive(self._nodes.get(node_id), time.time(), self._routing.stale_timeout)
+        return not is_alive(self._nodes.get(node_id), time.time(), stale_timeout)
 
     # -- messages between nodes ------------------------------------------------------
 

@@ -34,6 +34,10 @@ if TYPE_CHECKING:
     from mediapod.routing.redis_router import RedisRouter
 
 log = logging.getLogger(__name__)
+# A relayed session is ended only after its other node was silent for twice
+# the stale timeout: rooms stop going to a silent node sooner, but ending a
+# participant's session on a node that is merely slow would be worse.
+SESSION_PATIENCE = 2.0
 
 # The host has this long to answer a SessionStart or a RoomCall.
 ANSWER_TIMEOUT = 5.0
@@ -417,13 +421,13 @@ class SignalRelay:
         while True:
             await asyncio.sleep(self._check_interval)
             for session in list(self._edge.values()):
-                if self._router.is_gone(session.host):
+                if self._router.is_gone(session.host, patience=SESSION_PATIENCE):
                     log.warning("node %s hosting a relayed session is gone; ending the session", session.host)
                     message = f"node {session.host!r} hosting the room is gone"
                     session.inbox.put_nowait(
                         relay_pb2.RelayMessage(end=relay_pb2.SessionEnd(code=grpc.StatusCode.UNAVAILABLE.value[0], message=message))
                     )
             for hosted in list(self._hosted.values()):
-                if self._router.is_gone(hosted.edge):
+                if self._router.is_gone(hosted.edge, patience=SESSION_PATIENCE):
                     log.warning("node %s relaying a participant is gone; ending its session", hosted.edge)
                     hosted.context.inbox.put_nowait(None)

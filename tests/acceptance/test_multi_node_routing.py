@@ -29,7 +29,7 @@ from tests.support.peers import count_frames
 from tests.support.redis_server import RedisServer
 
 HEARTBEAT = 1.0
-STALE = 3.0
+STALE = 5.0  # with a 1 s heartbeat: room for a CI machine slowed by load
 
 
 
@@ -142,7 +142,7 @@ async def test_1_publisher_on_a_and_subscriber_on_c_exchange_media_in_a_room_hos
             assert sorted(nodes) == ["node-1", "node-2", "node-3"]
             for node in nodes.values():
                 assert node.state == node_pb2.SERVING
-                assert time.time() - node.stats.updated_at / 1000 < 2 * HEARTBEAT + 1
+                assert time.time() - node.stats.updated_at / 1000 < STALE
             assert nodes[b.node_id].stats.num_clients == 2
             assert nodes[b.node_id].udp_port == b.udp_port
 
