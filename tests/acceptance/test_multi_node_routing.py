@@ -250,6 +250,7 @@ async def test_5_redis_down_5s_and_back_empty_media_keeps_flowing_and_routing_re
     try:
         assert (await count_frames(tracks, {"video": 10}, timeout=10)).get("video", 0) >= 10
 
+        await redis.set("outage-marker", "1")
         redis_server.stop()
         outage = time.monotonic()
         # Frames keep decoding while Redis is down (30 fps video, 50 fps audio sent).
@@ -257,7 +258,8 @@ async def test_5_redis_down_5s_and_back_empty_media_keeps_flowing_and_routing_re
         assert counts.get("video", 0) >= 75 and counts.get("audio", 0) >= 125, counts
         await asyncio.sleep(max(0.0, 5 - (time.monotonic() - outage)))
         redis_server.start()
-        assert await redis.hlen(registry.NODES) == 0  # restarted empty
+        # Restarted empty (nodes may already be re-registering, so look at a key only the test wrote).
+        assert not await redis.exists("outage-marker")
 
         async def routing_is_back() -> bool:
             nodes = await nodes_in_redis(redis)
