@@ -9,6 +9,7 @@ unbounded values: node id, packet kind, drop reason.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ class MediaCounters:
         "dtls_failures",
         "speaker_updates",
         "drops",
+        "leaves",
     )
 
     def __init__(self) -> None:
@@ -83,6 +85,8 @@ class MediaCounters:
         self.dtls_failures = 0
         self.speaker_updates = 0
         self.drops: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+        # Participants that left, by LeaveReason value (a closed set: the enum's).
+        self.leaves: collections.Counter[str] = collections.Counter()
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +142,12 @@ class MediaCollector(Collector):
         for reason, value in c.drops.items():
             drops.add_metric([node, reason], value)
         yield drops
+        leaves = CounterMetricFamily(
+            "switchboard_participants_left", "Participants that left a room, by reason", labels=["node", "reason"]
+        )
+        for reason, value in sorted(c.leaves.items()):
+            leaves.add_metric([node, reason], value)
+        yield leaves
 
         g = self._gauges()
         for name, doc, value in (

@@ -213,11 +213,17 @@ class LeaveRequest(_message.Message):
         PARTICIPANT_REMOVED: _ClassVar[LeaveRequest.Reason]
         DUPLICATE_IDENTITY: _ClassVar[LeaveRequest.Reason]
         SERVER_SHUTDOWN: _ClassVar[LeaveRequest.Reason]
+        TRANSPORT_FAILURE: _ClassVar[LeaveRequest.Reason]
+        PROTOCOL_VIOLATION: _ClassVar[LeaveRequest.Reason]
+        SIGNAL_STALLED: _ClassVar[LeaveRequest.Reason]
     CLIENT_INITIATED: LeaveRequest.Reason
     ROOM_DELETED: LeaveRequest.Reason
     PARTICIPANT_REMOVED: LeaveRequest.Reason
     DUPLICATE_IDENTITY: LeaveRequest.Reason
     SERVER_SHUTDOWN: LeaveRequest.Reason
+    TRANSPORT_FAILURE: LeaveRequest.Reason
+    PROTOCOL_VIOLATION: LeaveRequest.Reason
+    SIGNAL_STALLED: LeaveRequest.Reason
     REASON_FIELD_NUMBER: _ClassVar[int]
     reason: LeaveRequest.Reason
     def __init__(self, reason: _Optional[_Union[LeaveRequest.Reason, str]] = ...) -> None: ...

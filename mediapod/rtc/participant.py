@@ -42,12 +42,16 @@ class ParticipantState(enum.Enum):
 
 
 class LeaveReason(enum.Enum):
+    """Why a participant left; every value is also a label of the leaves metric."""
+
     CLIENT_INITIATED = "client_initiated"
     ROOM_DELETED = "room_deleted"
     PARTICIPANT_REMOVED = "participant_removed"
     DUPLICATE_IDENTITY = "duplicate_identity"
     SERVER_SHUTDOWN = "server_shutdown"
     TRANSPORT_FAILED = "transport_failed"
+    PROTOCOL_VIOLATION = "protocol_violation"
+    SIGNAL_STALLED = "signal_stalled"
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,7 @@ class Room:
             self._unsubscribe_all(track)
         self._speakers.forget(participant.sid)
         self.broadcast_update(participant)
+        self._context.counters.leaves[reason.value] += 1
         log.info("participant %s left room %s (%s)", participant.identity, self.name, reason.value)
         if not self.participants:
             self._arm_close_timer()

@@ -34,7 +34,9 @@ LEAVE_REASONS = {
     LeaveReason.PARTICIPANT_REMOVED: signal_pb2.LeaveRequest.PARTICIPANT_REMOVED,
     LeaveReason.DUPLICATE_IDENTITY: signal_pb2.LeaveRequest.DUPLICATE_IDENTITY,
     LeaveReason.SERVER_SHUTDOWN: signal_pb2.LeaveRequest.SERVER_SHUTDOWN,
-    LeaveReason.TRANSPORT_FAILED: signal_pb2.LeaveRequest.SERVER_SHUTDOWN,
+    LeaveReason.TRANSPORT_FAILED: signal_pb2.LeaveRequest.TRANSPORT_FAILURE,
+    LeaveReason.PROTOCOL_VIOLATION: signal_pb2.LeaveRequest.PROTOCOL_VIOLATION,
+    LeaveReason.SIGNAL_STALLED: signal_pb2.LeaveRequest.SIGNAL_STALLED,
 }
 
 
