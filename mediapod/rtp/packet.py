@@ -15,6 +15,7 @@ nothing else.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from mediapod.rtp.errors import MalformedPacket
@@ -29,7 +30,7 @@ TWO_BYTE_PROFILE = 0x1000
 """RFC 8285 section 4.3 value for two-byte elements; the low 4 bits are appbits."""
 
 _TWO_BYTE_PROFILE_MASK = 0xFFF0
-_ONE_BYTE_STOP_ID = 15  # RFC 8285 4.2: id 15 means "stop, ignore the rest"
+_ONE_BYTE_STOP_ID = 15  # RFC 8285 4.2: id 15 is reserved; stop and ignore the rest
 
 _FIXED = struct.Struct("!BBHII")
 _U16 = struct.Struct("!H")
@@ -121,37 +122,38 @@ def _locate_extension_block(buf: bytes | memoryview) -> tuple[int, int, int] | N
     return profile, start, end
 
 
-def get_header_extension(buf: bytes | memoryview, header_ext_id: int) -> bytes | None:
-    """Find one RFC 8285 element by id without building the whole dict.
+def _walk_elements(
+    buf: bytes | memoryview, profile: int, pos: int, end: int
+) -> Iterator[tuple[int, int, int]]:
+    """Yield ``(id, value_start, value_end)`` for each RFC 8285 element of a block.
 
-    The receive path looks up mid, rid and audio level on every packet; walking
-    the block once and stopping at the match is cheaper than RtpPacket.parse.
-    Returns None when the packet has no extension block, uses a non-RFC 8285
-    profile, or has no element with that id. The block is validated only as
-    far as the walk goes, so a truncated element after the match goes
-    unnoticed; a truncated element before it raises MalformedPacket.
+    The one walk every reader of header extensions goes through, so the
+    look-up on the hot path and the full parse cannot disagree on a packet.
+    Stops where RFC 8285 section 4.2, libwebrtc (``RtpPacket::ParseBuffer``)
+    and pion agree that the rest of a one-byte block must be ignored: at id 15
+    (reserved), and at id 0 with a non-zero length, because id 0 is padding
+    only as a single 0x00 byte. Elements before the stop are kept, and so is
+    the packet. In the two-byte form a 0x00 byte is padding and nothing
+    stops the walk. An element that runs past the block raises
+    MalformedPacket, as in pion (libwebrtc drops the rest of the block
+    silently): a length that lies about the block is a broken sender.
+    Nothing is yielded for a profile that is not RFC 8285.
     """
-    located = _locate_extension_block(buf)
-    if located is None:
-        return None
-    profile, pos, end = located
     if profile == ONE_BYTE_PROFILE:
         while pos < end:
             b = buf[pos]
-            element_id = b >> 4
-            if element_id == 0:
+            if b == 0:
                 pos += 1
                 continue
-            if element_id == _ONE_BYTE_STOP_ID:
-                return None
-            value_end = pos + 1 + (b & 0x0F) + 1
-            if value_end > end:
+            element_id = b >> 4
+            if element_id == 0 or element_id == _ONE_BYTE_STOP_ID:
+                return
+            value_start = pos + 1
+            pos = value_start + (b & 0x0F) + 1
+            if pos > end:
                 raise MalformedPacket("RTP one-byte extension element runs past the extension block")
-            if element_id == header_ext_id:
-                return bytes(buf[pos + 1 : value_end])
-            pos = value_end
-        return None
-    if (profile & _TWO_BYTE_PROFILE_MASK) == TWO_BYTE_PROFILE:
+            yield element_id, value_start, pos
+    elif (profile & _TWO_BYTE_PROFILE_MASK) == TWO_BYTE_PROFILE:
         while pos < end:
             element_id = buf[pos]
             if element_id == 0:
@@ -159,50 +161,40 @@ def get_header_extension(buf: bytes | memoryview, header_ext_id: int) -> bytes |
                 continue
             if pos + 2 > end:
                 raise MalformedPacket("RTP two-byte extension element header is truncated")
-            value_end = pos + 2 + buf[pos + 1]
-            if value_end > end:
+            value_start = pos + 2
+            pos = value_start + buf[pos + 1]
+            if pos > end:
                 raise MalformedPacket("RTP two-byte extension element runs past the extension block")
-            if element_id == header_ext_id:
-                return bytes(buf[pos + 2 : value_end])
-            pos = value_end
+            yield element_id, value_start, pos
+
+
+def get_header_extension(buf: bytes | memoryview, header_ext_id: int) -> bytes | None:
+    """Find one RFC 8285 element by id without building the whole dict.
+
+    The receive path looks up mid, rid and audio level on every packet; walking
+    the block once and stopping at the match is cheaper than RtpPacket.parse.
+    Returns None when the packet has no extension block, uses a non-RFC 8285
+    profile, or has no element with that id before the walk stops. The block
+    is validated only as far as the walk goes, so a truncated element after
+    the match goes unnoticed; a truncated element before it raises
+    MalformedPacket.
+    """
+    located = _locate_extension_block(buf)
+    if located is None:
         return None
+    profile, start, end = located
+    for element_id, value_start, value_end in _walk_elements(buf, profile, start, end):
+        if element_id == header_ext_id:
+            return bytes(buf[value_start:value_end])
     return None
 
 
-def _parse_one_byte_elements(buf: bytes | memoryview, pos: int, end: int) -> dict[int, bytes]:
+def _parse_elements(buf: bytes | memoryview, profile: int, start: int, end: int) -> dict[int, bytes]:
+    """Every element of an RFC 8285 block by id; the first occurrence wins, as in get_header_extension."""
     extensions: dict[int, bytes] = {}
-    while pos < end:
-        b = buf[pos]
-        element_id = b >> 4
-        if element_id == 0:
-            # Padding; libwebrtc skips one byte whatever the length nibble says.
-            pos += 1
-            continue
-        if element_id == _ONE_BYTE_STOP_ID:
-            break
-        value_end = pos + 1 + (b & 0x0F) + 1
-        if value_end > end:
-            raise MalformedPacket("RTP one-byte extension element runs past the extension block")
-        # First occurrence wins, as in get_header_extension.
-        extensions.setdefault(element_id, bytes(buf[pos + 1 : value_end]))
-        pos = value_end
-    return extensions
-
-
-def _parse_two_byte_elements(buf: bytes | memoryview, pos: int, end: int) -> dict[int, bytes]:
-    extensions: dict[int, bytes] = {}
-    while pos < end:
-        element_id = buf[pos]
-        if element_id == 0:
-            pos += 1
-            continue
-        if pos + 2 > end:
-            raise MalformedPacket("RTP two-byte extension element header is truncated")
-        value_end = pos + 2 + buf[pos + 1]
-        if value_end > end:
-            raise MalformedPacket("RTP two-byte extension element runs past the extension block")
-        extensions.setdefault(element_id, bytes(buf[pos + 2 : value_end]))
-        pos = value_end
+    for element_id, value_start, value_end in _walk_elements(buf, profile, start, end):
+        if element_id not in extensions:
+            extensions[element_id] = bytes(buf[value_start:value_end])
     return extensions
 
 
@@ -266,8 +258,9 @@ class RtpPacket:
     def parse(cls, buf: bytes | memoryview) -> RtpPacket:
         """Parse and validate every part of the packet, extension elements included.
 
-        One-byte elements: id 0 bytes are padding and skipped, id 15 stops the
-        walk. Two-byte elements: id 0 bytes are padding, a zero length is
+        One-byte elements: 0x00 bytes are padding and skipped; id 15, or id 0
+        with a non-zero length, stops the walk and the elements before it are
+        kept. Two-byte elements: 0x00 bytes are padding, a zero length is
         legal. When an id repeats, the first element wins.
         """
         header = RtpHeader.parse(buf)
@@ -281,10 +274,8 @@ class RtpPacket:
             offset = RTP_HEADER_SIZE + 4 * cc
             extension_profile = _U16.unpack_from(buf, offset)[0]
             start, end = offset + 4, header.header_size
-            if extension_profile == ONE_BYTE_PROFILE:
-                extensions = _parse_one_byte_elements(buf, start, end)
-            elif (extension_profile & _TWO_BYTE_PROFILE_MASK) == TWO_BYTE_PROFILE:
-                extensions = _parse_two_byte_elements(buf, start, end)
+            if _is_rfc8285_profile(extension_profile):
+                extensions = _parse_elements(buf, extension_profile, start, end)
             else:
                 extension_raw = bytes(buf[start:end])
         return cls(

@@ -111,11 +111,14 @@ def test_one_byte_extension_elements_are_found_after_padding() -> None:
     assert packet.payload == b"\xde\xad"
 
 
-def test_one_byte_id_0_is_one_padding_byte_whatever_its_length_nibble_says() -> None:
-    # 0x05 is id 0 with L=5; like libwebrtc we skip just that byte and find id1 after it
+def test_one_byte_id_0_with_a_length_stops_the_walk_and_keeps_the_packet() -> None:
+    # 0x05 is id 0 with L=5: not padding (only 0x00 is), so like libwebrtc and
+    # pion we stop there; id1 after it is ignored, the payload is intact
     buf = bytes.fromhex("906000030000003011223344" "bede0001" "0510aa00" "dead")
-    assert RtpPacket.parse(buf).extensions == {1: b"\xaa"}
-    assert get_header_extension(buf, 1) == b"\xaa"
+    packet = RtpPacket.parse(buf)
+    assert packet.extensions == {}
+    assert packet.payload == b"\xde\xad"
+    assert get_header_extension(buf, 1) is None
 
 
 def test_one_byte_extension_id_15_stops_parsing() -> None:
