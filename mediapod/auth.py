@@ -132,6 +132,8 @@ class Claims:
     api_key: str  # JWT `iss`
     exp: datetime
     nbf: datetime | None
+    # LiveKit's `attributes` claim: string key/value pairs about the participant.
+    attributes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,7 @@ class AccessToken:
     identity: str = ""
     name: str = ""
     metadata: str = ""
+    attributes: Mapping[str, str] = field(default_factory=dict)
     grant: VideoGrant = VideoGrant()
     ttl: timedelta = DEFAULT_TTL
 
@@ -163,6 +166,10 @@ class AccessToken:
     def with_metadata(self, metadata: str) -> AccessToken:
         """Return a copy with this participant metadata (opaque to the server)."""
         return replace(self, metadata=metadata)
+
+    def with_attributes(self, attributes: Mapping[str, str]) -> AccessToken:
+        """Return a copy with these participant attributes (LiveKit's ``attributes`` claim)."""
+        return replace(self, attributes=dict(attributes))
 
     def with_grant(self, grant: VideoGrant) -> AccessToken:
         """Return a copy carrying this grant."""
@@ -200,6 +207,8 @@ class AccessToken:
             payload["name"] = self.name
         if self.metadata:
             payload["metadata"] = self.metadata
+        if self.attributes:
+            payload["attributes"] = dict(self.attributes)
         with warnings.catch_warnings():
             # Short secrets are reported once, by the media pod at start
             # (see weak_secrets), not on every token.
@@ -277,6 +286,7 @@ class TokenVerifier:
             api_key=api_key,
             exp=_numeric_date(payload, "exp"),
             nbf=_numeric_date(payload, "nbf") if "nbf" in payload else None,
+            attributes=_attributes(payload),
         )
 
 
@@ -311,6 +321,17 @@ def _optional_str(payload: Mapping[str, Any], claim: str) -> str:
     value = payload.get(claim, "")
     if not isinstance(value, str):
         raise InvalidToken(f"token '{claim}' claim must be a string, got {_json_type(value)}")
+    return value
+
+
+def _attributes(payload: Mapping[str, Any]) -> dict[str, str]:
+    """Return the ``attributes`` claim, {} when absent; it must map strings to strings."""
+    value = payload.get("attributes", {})
+    if not isinstance(value, dict):
+        raise InvalidToken(f"token 'attributes' claim must be an object, got {_json_type(value)}")
+    for key, item in value.items():
+        if not isinstance(item, str):
+            raise InvalidToken(f"token attribute {key!r} must be a string, got {_json_type(item)}")
     return value
 
 

@@ -54,6 +54,28 @@ class RoomDefaults:
 
 
 @dataclass
+class LimitsConfig:
+    """What one participant may send or leave unread; a request over a limit is refused with a message.
+
+    Identity, name, metadata and attributes use LiveKit's defaults (its
+    ``limit`` section), so tokens that work there work here. SDP limits are
+    checked on the raw text before parsing, so an oversized description costs
+    no parse time; the largest one allowed parses off the event loop.
+    """
+
+    max_identity_length: int = 256       # bytes (UTF-8) of a token's identity (`sub`)
+    max_name_length: int = 256           # bytes of a token's display name
+    max_metadata_size: int = 64000       # bytes of a token's participant metadata
+    max_attributes_size: int = 64000     # bytes of a token's attributes, keys plus values
+    max_published_tracks: int = 32       # tracks one participant publishes at once
+    max_pending_tracks: int = 8          # AddTracks announced but not yet in an offer
+    max_sdp_size: int = 128 * 1024       # bytes of one offer or answer
+    max_sdp_media: int = 64              # m-lines of one offer or answer
+    signal_queue_size: int = 1024 * 1024  # bytes of responses queued for one client that is not reading
+    signal_write_timeout: float = 10.0   # seconds one response may wait for a client to take it
+
+
+@dataclass
 class RedisConfig:
     """Where the shared routing table lives; an empty address means one node, no Redis."""
 
@@ -104,6 +126,7 @@ class MediaConfig:
     keys: dict[str, str] = field(default_factory=dict)  # API key -> secret
     rtc: RtcConfig = field(default_factory=RtcConfig)
     room: RoomDefaults = field(default_factory=RoomDefaults)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
@@ -128,6 +151,9 @@ class MediaConfig:
                 f"routing.stale_timeout ({routing.stale_timeout}) must exceed routing.heartbeat_interval "
                 f"({routing.heartbeat_interval}), which must be positive"
             )
+        for name, value in dataclasses.asdict(self.limits).items():
+            if value <= 0:
+                raise ConfigError(f"limits.{name} must be positive, not {value}")
         if self.redis.address and ":" not in self.redis.address:
             raise ConfigError(f"redis.address must be host:port, not {self.redis.address!r}")
         if self.kubernetes.kubeconfig:

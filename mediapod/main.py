@@ -15,9 +15,10 @@ from mediapod import auth
 from mediapod.cluster import Cluster
 from mediapod.config import DEV_API_KEY, DEV_API_SECRET, ConfigError, MediaConfig, load_config
 from mediapod.metrics import MediaCollector, computed_on_loop, serve_metrics
-from mediapod.protocol import room_service_pb2_grpc, signal_pb2_grpc
+from mediapod.protocol import room_service_pb2_grpc
 from mediapod.routing.local import LocalRouter
 from mediapod.rtc.node import MediaNode
+from mediapod.signal.decoding import add_signal_service
 from mediapod.signal.grpc_service import RoomServicer, SignalServicer
 
 log = logging.getLogger("mediapod")
@@ -47,7 +48,7 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
     room_servicer = RoomServicer(node, verifier)
     if cluster:
         room_servicer = cluster.route(signal_servicer, room_servicer)
-    signal_pb2_grpc.add_SignalServicer_to_server(signal_servicer, server)
+    add_signal_service(signal_servicer.Connect, server)
     room_service_pb2_grpc.add_RoomServiceServicer_to_server(room_servicer, server)
     grpc_port = server.add_insecure_port(f"{config.grpc_host}:{config.grpc_port}")
     await server.start()

@@ -65,7 +65,7 @@ class MediaNode:
             max_participants=defaults.max_participants if max_participants is None else max_participants,
             metadata=metadata,
         )
-        room = Room(name, new_sid("RM_"), settings, self.context, on_closed=self._on_room_closed)
+        room = Room(name, new_sid("RM_"), settings, self.context, on_closed=self._on_room_closed, limits=self.config.limits)
         room.created_at = time.time()
         self.rooms[name] = room
         log.info("room %s created", name)

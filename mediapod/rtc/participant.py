@@ -10,18 +10,31 @@ import asyncio
 import enum
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from mediapod.config import LimitsConfig
 from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.context import MediaContext, new_sid
+from mediapod.rtc.limits import check_announcement, check_sdp
 from mediapod.rtc.publisher import PublisherConnection
-from mediapod.rtc.sdp import AnswerMedia, Codec, MediaDescription, SdpError, parse, select_codec, select_rtx
+from mediapod.rtc.sdp import (
+    AnswerMedia,
+    Codec,
+    MediaDescription,
+    SdpError,
+    SessionDescription,
+    parse_off_loop,
+    select_codec,
+    select_rtx,
+)
 from mediapod.rtc.speaker import LevelWindow, Speaker
 from mediapod.rtc.subscriber import SubscriberConnection
 from mediapod.rtc.track import PublishedTrack, TrackAnnouncement
 from mediapod.sfu.downtrack import MAX_TEMPORAL_LAYER
 from mediapod.sfu.receiver import TrackReceiver
+from mediapod.transport.dtls import FINGERPRINT_ALGORITHMS
 from mediapod.transport.dtls import DtlsState
 
 if TYPE_CHECKING:
@@ -87,6 +100,23 @@ class _PublishPlan:
     accept: bool = False
 
 
+def _check_fingerprints(offer: SessionDescription) -> None:
+    """Refuse an offer now if the DTLS handshake could not verify the peer's certificate later.
+
+    Raises:
+        RequestError: INVALID_ARGUMENT naming the m-line and the hashes we can check.
+    """
+    for media in offer.media:
+        if media.rejected or any(algorithm in FINGERPRINT_ALGORITHMS for algorithm, _ in media.fingerprints):
+            continue
+        offered = ", ".join(sorted({algorithm for algorithm, _ in media.fingerprints}))
+        raise RequestError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"m-line {media.mid} has no a=fingerprint this server can verify (offered: {offered}; "
+            f"supported: {', '.join(sorted(FINGERPRINT_ALGORITHMS))})",
+        )
+
+
 def _layer_order(rids: list[str], announcement: TrackAnnouncement) -> tuple[str, ...]:
     """Simulcast rids lowest quality first: by announced layer width, else as offered.
 
@@ -100,7 +130,11 @@ def _layer_order(rids: list[str], announcement: TrackAnnouncement) -> tuple[str,
 
 
 class Participant:
-    """One client in a room."""
+    """One client in a room.
+
+    Once it has left (DISCONNECTED) it refuses every request: a removed
+    client's stream may still be talking, and nothing it says may reach the room.
+    """
 
     def __init__(
         self,
@@ -112,11 +146,15 @@ class Participant:
         permission: Permission,
         auto_subscribe: bool,
         sink: SignalSink,
+        limits: LimitsConfig,
+        attributes: Mapping[str, str],
     ) -> None:
         self.sid = new_sid("PA_")
         self.identity = identity
         self.name = name
         self.metadata = metadata
+        self.attributes = dict(attributes)
+        self._limits = limits
         self.permission = permission
         self.auto_subscribe = auto_subscribe
         self.joined_at = time.time()
@@ -133,6 +171,8 @@ class Participant:
 
     def start(self) -> None:
         """Called once the client has its join response: begin RTCP, subscribe, announce."""
+        if self.state == ParticipantState.DISCONNECTED:
+            return  # replaced or removed while its join response was on the way
         self.state = ParticipantState.JOINED
         self._rtcp_task = asyncio.get_running_loop().create_task(self._rtcp_loop())
         if self.auto_subscribe and self.permission.can_subscribe:
@@ -174,8 +214,16 @@ class Participant:
 
     # -- requests from the client -----------------------------------------
 
+    def _check_in_room(self) -> None:
+        """Refuse a request from a participant that has left (removed, replaced, transport gone)."""
+        if self.state == ParticipantState.DISCONNECTED:
+            raise RequestError(
+                ErrorCode.FAILED_PRECONDITION, "this participant has left the room; its session accepts no more requests"
+            )
+
     def announce_track(self, announcement: TrackAnnouncement) -> str:
         """Register a track the next offer will carry; returns its sid."""
+        self._check_in_room()
         if not self.permission.can_publish:
             raise RequestError(ErrorCode.PERMISSION_DENIED, "this participant's token does not grant canPublish")
         if announcement.kind not in ("audio", "video"):
@@ -184,19 +232,29 @@ class Participant:
             raise RequestError(ErrorCode.INVALID_ARGUMENT, "AddTrackRequest needs a cid (the client track id)")
         if announcement.cid in self._announced or any(t.announcement.cid == announcement.cid for t in self.tracks.values()):
             raise RequestError(ErrorCode.INVALID_ARGUMENT, f"track {announcement.cid!r} is already announced")
+        check_announcement(self._limits, len(self.tracks), len(self._announced))
         sid = new_sid("TR_")
         self._announced[announcement.cid] = (sid, announcement)
         self.sink.send_track_published(announcement.cid, sid, announcement)
         return sid
 
-    def handle_offer(self, sdp_type: str, text: str) -> None:
-        """Answer the publisher offer; nothing changes unless the whole offer is acceptable."""
+    async def handle_offer(self, sdp_type: str, text: str) -> None:
+        """Answer the publisher offer; nothing changes unless the whole offer is acceptable.
+
+        The size limits are judged on the raw text, and the parse, whose cost
+        grows with the text, runs off the event loop, so no offer can hold up
+        the media of other rooms on this pod.
+        """
+        self._check_in_room()
         if sdp_type != "offer":
             raise RequestError(ErrorCode.INVALID_ARGUMENT, f"expected an SDP offer on the publisher connection, got {sdp_type!r}")
+        check_sdp(self._limits, text, "the SDP offer")
         try:
-            offer = parse(sdp_type, text)
+            offer = await parse_off_loop(sdp_type, text)
         except SdpError as exc:
             raise RequestError(ErrorCode.INVALID_ARGUMENT, f"invalid SDP offer: {exc}") from None
+        self._check_in_room()  # it may have been removed while the offer was parsed
+        _check_fingerprints(offer)
         plans = self._plan_offer(offer.media)
         answers = []
         new_tracks: list[PublishedTrack] = []
@@ -295,9 +353,12 @@ class Participant:
         return track
 
     def handle_answer(self, sdp_type: str, text: str) -> None:
+        self._check_in_room()
+        check_sdp(self._limits, text, "the SDP answer")
         self.subscriber.handle_answer(sdp_type, text)
 
     def unpublish(self, track_sid: str) -> None:
+        self._check_in_room()
         track = self.tracks.pop(track_sid, None)
         if track is None:
             raise RequestError(ErrorCode.NOT_FOUND, f"track {track_sid!r} is not published by this participant")
@@ -308,6 +369,7 @@ class Participant:
         self.room.on_track_unpublished(self, track)
 
     def set_track_muted(self, track_sid: str, muted: bool) -> PublishedTrack:
+        self._check_in_room()
         track = self.tracks.get(track_sid)
         if track is None:
             raise RequestError(ErrorCode.NOT_FOUND, f"track {track_sid!r} is not published by this participant")
@@ -317,6 +379,7 @@ class Participant:
         return track
 
     def update_subscriptions(self, track_sids: list[str], subscribe: bool) -> None:
+        self._check_in_room()
         if subscribe and not self.permission.can_subscribe:
             raise RequestError(ErrorCode.PERMISSION_DENIED, "this participant's token does not grant canSubscribe")
         tracks = []
@@ -337,6 +400,7 @@ class Participant:
         self, track_sids: list[str], quality: int, width: int, height: int, max_temporal: int | None
     ) -> None:
         """Set the simulcast layer (and VP8 temporal limit) forwarded for subscribed tracks."""
+        self._check_in_room()
         changes = []
         for sid in track_sids:
             track = self.room.find_track(sid)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mediapod.config import LimitsConfig
 from mediapod.rtc.errors import ErrorCode, RequestError
+from mediapod.rtc.limits import check_participant
 from mediapod.rtc.participant import LeaveReason, Participant, Permission, SignalSink
 from mediapod.rtc.speaker import UPDATE_INTERVAL, ActiveSpeakerDetector
 from mediapod.rtc.track import PublishedTrack
@@ -36,7 +38,8 @@ class Room:
     A room nobody joins closes after ``empty_timeout``; once everyone has
     left it closes after ``departure_timeout`` (``empty_timeout`` if that is 0).
     While open it evaluates active speakers every ``UPDATE_INTERVAL`` and tells
-    everyone when they change.
+    everyone when they change. Nothing about a participant that has left is
+    sent to the others, whatever its stream still asks for.
     """
 
     def __init__(
@@ -46,10 +49,12 @@ class Room:
         settings: RoomSettings,
         context: MediaContext,
         on_closed: Callable[[Room], None],
+        limits: LimitsConfig,
     ) -> None:
         self.name = name
         self.sid = sid
         self.settings = settings
+        self.limits = limits
         self.created_at = time.time()
         self.participants: dict[str, Participant] = {}
         self.closed = False
@@ -71,17 +76,26 @@ class Room:
         permission: Permission,
         auto_subscribe: bool,
         sink: SignalSink,
+        attributes: Mapping[str, str] | None = None,
     ) -> Participant:
-        """Add a participant; the caller sends its join response, then calls ``participant.start()``."""
+        """Add a participant; the caller sends its join response, then calls ``participant.start()``.
+
+        Raises:
+            RequestError: the room is closed or full, or a claim is over its limit.
+        """
         if self.closed:
             raise RequestError(ErrorCode.UNAVAILABLE, f"room {self.name!r} is closed")
+        attributes = attributes or {}
+        check_participant(self.limits, identity, name, metadata, attributes)
         previous = self.participants.get(identity)
         if previous is not None:
             self.remove_participant(previous, LeaveReason.DUPLICATE_IDENTITY)
         limit = self.settings.max_participants
         if limit and len(self.participants) >= limit:
             raise RequestError(ErrorCode.RESOURCE_EXHAUSTED, f"room {self.name!r} is full ({limit} participants)")
-        participant = Participant(self, self._context, identity, name, metadata, permission, auto_subscribe, sink)
+        participant = Participant(
+            self, self._context, identity, name, metadata, permission, auto_subscribe, sink, self.limits, attributes
+        )
         self.participants[identity] = participant
         self._ever_joined = True
         self._cancel_close_timer()
@@ -104,7 +118,7 @@ class Room:
         for track in participant.close():
             self._unsubscribe_all(track)
         self._speakers.forget(participant.sid)
-        self.broadcast_update(participant)
+        self._send_update(participant)  # its departure: the last update anyone gets about it
         self._context.counters.leaves[reason.value] += 1
         log.info("participant %s left room %s (%s)", participant.identity, self.name, reason.value)
         if not self.participants:
@@ -124,7 +138,13 @@ class Room:
                 return track
         return None
 
+    def is_member(self, participant: Participant) -> bool:
+        """Whether this participant (not merely one with its identity) is in the room."""
+        return self.participants.get(participant.identity) is participant
+
     def on_track_published(self, publisher: Participant, track: PublishedTrack) -> None:
+        if not self.is_member(publisher):
+            return
         for participant in self.participants.values():
             if participant is not publisher and participant.auto_subscribe and participant.permission.can_subscribe:
                 if participant.state.value in ("joined", "active"):
@@ -132,6 +152,8 @@ class Room:
         self.broadcast_update(publisher)
 
     def on_track_unpublished(self, publisher: Participant, track: PublishedTrack) -> None:
+        if not self.is_member(publisher):
+            return  # its tracks were unsubscribed when it left
         self._unsubscribe_all(track)
         self.broadcast_update(publisher)
 
@@ -143,6 +165,10 @@ class Room:
 
     def broadcast_update(self, participant: Participant) -> None:
         """Tell everyone else about a participant's state and tracks (hidden ones stay hidden)."""
+        if self.is_member(participant):
+            self._send_update(participant)
+
+    def _send_update(self, participant: Participant) -> None:
         if participant.permission.hidden:
             return
         for other in self.participants.values():

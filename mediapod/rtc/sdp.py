@@ -9,8 +9,10 @@ BUNDLE group, because the media pod serves each PeerConnection on one
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +118,21 @@ class SessionDescription:
             if media.mid == mid:
                 return media
         return None
+
+
+# One worker thread parses the pod's descriptions: they queue behind each
+# other instead of all contending with the event loop for the GIL, so the loop
+# always gets at least every other switch interval.
+_PARSER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdp-parse")
+
+
+async def parse_off_loop(sdp_type: str, text: str) -> SessionDescription:
+    """parse() in the pod's SDP worker thread, for descriptions too large to parse on the event loop.
+
+    sdp-transform is pure Python (about 0.25 ms per KiB here): a 128 KiB offer
+    would hold the loop, and every room's media with it, for 30 ms or more.
+    """
+    return await asyncio.get_running_loop().run_in_executor(_PARSER, parse, sdp_type, text)
 
 
 def parse(sdp_type: str, text: str) -> SessionDescription:

@@ -4,7 +4,13 @@ Failures to join end the stream with a status (UNAUTHENTICATED for a token
 that does not verify, PERMISSION_DENIED for one that does not allow this).
 Once joined, a bad request is answered with an ErrorResponse carrying the
 request id and the session stays up, so one malformed offer cannot cost a
-participant its media.
+participant its media. Bytes that are no SignalRequest at all are a protocol
+violation: the stream ends with INVALID_ARGUMENT.
+
+A session ends as soon as its participant leaves the room, whoever caused
+it, so a removed client's stream is read no further. Responses wait in a
+bounded queue; a client that does not take them within the limits ends with
+SIGNAL_STALLED.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import TYPE_CHECKING, NoReturn
 import grpc
 
 from mediapod import auth
+from mediapod.config import LimitsConfig
 from mediapod.protocol import room_service_pb2, room_service_pb2_grpc, signal_pb2, signal_pb2_grpc
 from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.node import MediaNode
@@ -26,6 +33,7 @@ from mediapod.rtc.speaker import Speaker
 from mediapod.rtc.track import TrackAnnouncement
 from mediapod.routing.router import Router
 from mediapod.signal import convert
+from mediapod.signal.decoding import UndecodableRequest
 
 if TYPE_CHECKING:
     from mediapod.signal.relay import SignalRelay
@@ -41,21 +49,59 @@ def status_of(code: ErrorCode) -> grpc.StatusCode:
     return grpc.StatusCode[code.value]
 
 
-class QueueSink:
-    """SignalSink that queues protobuf responses for the stream's writer task."""
+class ProtocolViolation(Exception):
+    """The client sent something that is not the protocol; its session ends with INVALID_ARGUMENT."""
 
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[signal_pb2.SignalResponse | None] = asyncio.Queue()
-        self._ended = False
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class QueueSink:
+    """SignalSink that queues protobuf responses for the stream's writer task, within a byte budget.
+
+    A client that stops reading makes grpc's write() wait on HTTP/2 flow
+    control, and responses pile up here. Rather than grow the pod's memory
+    without bound, the sink stops queueing once ``max_bytes`` wait and marks
+    the session stalled; the session then ends with SIGNAL_STALLED.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self._queue: asyncio.Queue[tuple[signal_pb2.SignalResponse, int] | None] = asyncio.Queue()
+        self._max_bytes = max_bytes
+        self._queued_bytes = 0
+        # Set when nothing more will be queued: a leave was sent, the session is over, or it stalled.
+        self.ended = asyncio.Event()
+        self.stalled = False
 
     def _put(self, response: signal_pb2.SignalResponse) -> None:
-        if not self._ended:
-            self.queue.put_nowait(response)
+        if self.ended.is_set():
+            return
+        size = response.ByteSize()
+        if self._queued_bytes + size > self._max_bytes:
+            self.stall()
+            return
+        self._queued_bytes += size
+        self._queue.put_nowait((response, size))
+
+    async def next(self) -> signal_pb2.SignalResponse | None:
+        """The next response to write; None once the sink has ended and everything before was taken."""
+        item = await self._queue.get()
+        if item is None:
+            return None
+        response, size = item
+        self._queued_bytes -= size
+        return response
+
+    def stall(self) -> None:
+        """The client is not taking its responses: queue nothing more; the session ends with SIGNAL_STALLED."""
+        self.stalled = True
+        self.end()
 
     def end(self) -> None:
-        if not self._ended:
-            self._ended = True
-            self.queue.put_nowait(None)
+        if not self.ended.is_set():
+            self.ended.set()
+            self._queue.put_nowait(None)
 
     def send_offer(self, sdp: str) -> None:
         self._put(signal_pb2.SignalResponse(offer=signal_pb2.SessionDescription(type="offer", sdp=sdp)))
@@ -130,7 +176,8 @@ class SignalServicer(signal_pb2_grpc.SignalServicer):
         context is the participant's own stream, or the relay of a stream
         that landed on another node (same read/write/abort).
         """
-        sink = QueueSink()
+        limits = self._node.config.limits
+        sink = QueueSink(limits.signal_queue_size)
         try:
             room = self._node.room_for_join(room_name)
             grant = claims.video
@@ -141,75 +188,104 @@ class SignalServicer(signal_pb2_grpc.SignalServicer):
                 permission=Permission(grant.can_publish, grant.can_subscribe, grant.can_publish_data, grant.hidden),
                 auto_subscribe=not join.disable_auto_subscribe,
                 sink=sink,
+                attributes=claims.attributes,
             )
         except RequestError as exc:
             await context.abort(status_of(exc.code), exc.message)
         others = [convert.participant_info(p) for p in room.participants.values() if p is not participant and not p.permission.hidden]
-        await context.write(
-            signal_pb2.SignalResponse(
-                join=signal_pb2.JoinResponse(
-                    room=convert.room_info(room, self._node.context.node_id),
-                    participant=convert.participant_info(participant),
-                    other_participants=others,
-                    server_version=SERVER_VERSION,
-                    node_id=self._node.context.node_id,
-                )
+        response = signal_pb2.SignalResponse(
+            join=signal_pb2.JoinResponse(
+                room=convert.room_info(room, self._node.context.node_id),
+                participant=convert.participant_info(participant),
+                other_participants=others,
+                server_version=SERVER_VERSION,
+                node_id=self._node.context.node_id,
             )
         )
+        try:
+            await asyncio.wait_for(context.write(response), limits.signal_write_timeout)
+        except TimeoutError:
+            room.remove_participant(participant, LeaveReason.SIGNAL_STALLED)
+            return
         log.info("participant %s joined room %s", participant.identity, room.name)
-        await self._run_session(room, participant, sink, context)
+        await self._run_session(room, participant, sink, context, limits)
 
     async def _read_join(self, context: grpc.aio.ServicerContext) -> signal_pb2.JoinRequest:
         try:
             first = await asyncio.wait_for(context.read(), JOIN_TIMEOUT)
         except asyncio.TimeoutError:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no JoinRequest within 10 s")
+        if isinstance(first, UndecodableRequest):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, first.reason)
         if first is grpc.aio.EOF or not first.HasField("join"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first SignalRequest must be a JoinRequest")
         return first.join
 
     async def _run_session(
-        self, room: Room, participant: Participant, sink: QueueSink, context: grpc.aio.ServicerContext
+        self, room: Room, participant: Participant, sink: QueueSink, context: grpc.aio.ServicerContext, limits: LimitsConfig
     ) -> None:
+        """Serve the participant until its client leaves, stalls or violates the protocol, or the room lets it go."""
         loop = asyncio.get_running_loop()
-        writer = loop.create_task(_write_responses(sink, context))
+        writer = loop.create_task(_write_responses(sink, context, limits.signal_write_timeout))
         room.activate(participant)
         reader = loop.create_task(self._read_requests(participant, sink, context))
+        # The room ending the participant (removal, duplicate identity,
+        # transport failure) ends the sink: stop reading its stream then.
+        ended = loop.create_task(sink.ended.wait())
+        violation: ProtocolViolation | None = None
         try:
-            done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
+            done, _ = await asyncio.wait({reader, writer, ended}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done & {reader, writer}:
+                error = None if task.cancelled() else task.exception()
+                if isinstance(error, ProtocolViolation):
+                    violation = error
+                elif error is not None:
                     # A bug, not bad input (that becomes an ErrorResponse):
                     # end this session loudly and keep the pod serving.
-                    log.error("session of %s failed", participant.identity, exc_info=task.exception())
+                    log.error("session of %s failed", participant.identity, exc_info=error)
         finally:
             reader.cancel()
-            room.remove_participant(participant, LeaveReason.CLIENT_INITIATED)
+            ended.cancel()
+            if sink.stalled:
+                reason = LeaveReason.SIGNAL_STALLED
+            elif violation is not None:
+                reason = LeaveReason.PROTOCOL_VIOLATION
+            else:
+                reason = LeaveReason.CLIENT_INITIATED
+            room.remove_participant(participant, reason)
             sink.end()
-            # Let the writer flush what is queued (a leave, say) unless the stream is gone.
-            try:
-                await asyncio.wait_for(writer, 2.0)
-            except (asyncio.TimeoutError, asyncio.CancelledError, grpc.aio.AioRpcError):
-                writer.cancel()
+            if sink.stalled:
+                writer.cancel()  # the client takes nothing: no leave can reach it
+            else:
+                # Let the writer flush what is queued (a leave, say) unless the stream is gone.
+                try:
+                    await asyncio.wait_for(writer, 2.0)
+                except (asyncio.TimeoutError, asyncio.CancelledError, grpc.aio.AioRpcError):
+                    writer.cancel()
+        if violation is not None:
+            log.info("participant %s ended for a protocol violation: %s", participant.identity, violation.message)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, violation.message)
 
     async def _read_requests(self, participant: Participant, sink: QueueSink, context: grpc.aio.ServicerContext) -> None:
         while True:
             request = await context.read()
             if request is grpc.aio.EOF:
                 return
+            if isinstance(request, UndecodableRequest):
+                raise ProtocolViolation(request.reason)
             kind = request.WhichOneof("message")
             if kind == "leave":
                 return
             try:
-                _dispatch(participant, sink, request, kind)
+                await _dispatch(participant, sink, request, kind)
             except RequestError as exc:
                 sink.send_error(request.request_id, exc.code, exc.message)
 
 
-def _dispatch(participant: Participant, sink: QueueSink, request: signal_pb2.SignalRequest, kind: str | None) -> None:
+async def _dispatch(participant: Participant, sink: QueueSink, request: signal_pb2.SignalRequest, kind: str | None) -> None:
     """Apply one in-session request to the participant."""
     if kind == "offer":
-        participant.handle_offer(request.offer.type, request.offer.sdp)
+        await participant.handle_offer(request.offer.type, request.offer.sdp)
     elif kind == "answer":
         participant.handle_answer(request.answer.type, request.answer.sdp)
     elif kind == "add_track":
@@ -242,12 +318,18 @@ def _dispatch(participant: Participant, sink: QueueSink, request: signal_pb2.Sig
         raise RequestError(ErrorCode.INVALID_ARGUMENT, "empty SignalRequest")
 
 
-async def _write_responses(sink: QueueSink, context: grpc.aio.ServicerContext) -> None:
-    while True:
-        response = await sink.queue.get()
-        if response is None:
+async def _write_responses(sink: QueueSink, context: grpc.aio.ServicerContext, timeout: float) -> None:
+    """Write queued responses in order; one the client does not take within timeout stalls the session.
+
+    grpc.aio's write() waits for HTTP/2 flow control, so a client that never
+    reads would hold it forever without the deadline.
+    """
+    while (response := await sink.next()) is not None:
+        try:
+            await asyncio.wait_for(context.write(response), timeout)
+        except TimeoutError:
+            sink.stall()
             return
-        await context.write(response)
 
 
 async def _verify(verifier: auth.TokenVerifier, token: str, context: grpc.aio.ServicerContext) -> auth.Claims:
@@ -279,7 +361,12 @@ class RoomServicer(room_service_pb2_grpc.RoomServiceServicer):
         video = claims.video
         if not getattr(video, grant):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"token does not grant {_CLAIM_NAMES[grant]}")
-        if room and grant == "room_admin" and video.room and video.room != room:
+        if grant == "room_admin" and not video.room:
+            # As in LiveKit: an admin grant is for one room, never for all of them.
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED, "token grants roomAdmin but names no room; an admin token must name its room"
+            )
+        if grant == "room_admin" and video.room != room:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"token administers room {video.room!r}, not {room!r}")
 
     async def _room(self, name: str, context: grpc.aio.ServicerContext) -> Room:

@@ -28,6 +28,7 @@ import grpc
 from mediapod import auth
 from mediapod.protocol import relay_pb2, signal_pb2
 from mediapod.rtc.errors import ErrorCode, RequestError
+from mediapod.signal.decoding import UndecodableRequest
 from mediapod.signal.grpc_service import RoomServicer, SignalServicer, _verify, status_of
 
 if TYPE_CHECKING:
@@ -337,6 +338,9 @@ class SignalRelay:
             request = await context.read()
             if request is grpc.aio.EOF:
                 return
+            if isinstance(request, UndecodableRequest):
+                # Refused here, at the edge: the host only ever sees SignalRequests.
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
             outbox.put(relay_pb2.RelayMessage(request=request))
             if request.WhichOneof("message") == "leave":
                 return

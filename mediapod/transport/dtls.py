@@ -29,6 +29,9 @@ _DIGESTS: dict[str, hashes.HashAlgorithm] = {
     "sha-384": hashes.SHA384(),
     "sha-512": hashes.SHA512(),
 }
+# Hash names (RFC 8122) of the a=fingerprint lines the handshake can check; an
+# offer offering none of them is refused at offer time, not after the handshake.
+FINGERPRINT_ALGORITHMS: frozenset[str] = frozenset(_DIGESTS)
 
 
 def certificate_fingerprint(cert: x509.Certificate, algorithm: str = "sha-256") -> str:

@@ -135,7 +135,7 @@ async def test_3_opus_and_h264_reach_two_subscribers_decoded(media_pod: MediaPod
 
 async def test_4_leaving_participant_is_removed_and_room_closes_after_empty_timeout(media_pod: MediaPodProcess) -> None:
     room = "leave-room"
-    metadata = (("authorization", f"Bearer {media_pod.admin_token()}"),)
+    metadata = (("authorization", f"Bearer {media_pod.admin_token(room)}"),)
     async with grpc.aio.insecure_channel(media_pod.grpc_target) as channel:
         rooms = room_service_pb2_grpc.RoomServiceStub(channel)
         await rooms.CreateRoom(room_service_pb2.CreateRoomRequest(name=room, empty_timeout=1), metadata=metadata)

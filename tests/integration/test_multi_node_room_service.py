@@ -42,15 +42,15 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
     await connection.aclose()
 
 
-def admin(pod: MediaPodProcess) -> tuple[tuple[str, str]]:
-    return (("authorization", f"Bearer {pod.admin_token()}"),)
+def admin(pod: MediaPodProcess, room: str = "") -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {pod.admin_token(room)}"),)
 
 
 async def test_room_service_calls_work_from_any_node_for_rooms_on_any_node(pods: list[MediaPodProcess], redis: Redis) -> None:
     room = f"room-{secrets.token_hex(3)}"
     async with grpc.aio.insecure_channel(pods[0].grpc_target) as first, grpc.aio.insecure_channel(pods[1].grpc_target) as second:
         stubs = {pods[0].node_id: room_service_pb2_grpc.RoomServiceStub(first), pods[1].node_id: room_service_pb2_grpc.RoomServiceStub(second)}
-        created = await stubs["node-x"].CreateRoom(room_service_pb2.CreateRoomRequest(name=room), metadata=admin(pods[0]))
+        created = await stubs["node-x"].CreateRoom(room_service_pb2.CreateRoomRequest(name=room), metadata=admin(pods[0], room))
         host = created.node_id
         other = next(p for p in pods if p.node_id != host)
         remote = stubs[other.node_id]  # a node that does not host the room
@@ -60,26 +60,26 @@ async def test_room_service_calls_work_from_any_node_for_rooms_on_any_node(pods:
             watcher = await client.connect(other.grpc_target, other.token(room, "watcher"))
 
             for stub in stubs.values():
-                listed = await stub.ListRooms(room_service_pb2.ListRoomsRequest(), metadata=admin(other))
+                listed = await stub.ListRooms(room_service_pb2.ListRoomsRequest(), metadata=admin(other, room))
                 assert [(r.name, r.node_id, r.num_participants) for r in listed.rooms] == [(room, host, 2)]
-            people = await remote.ListParticipants(room_service_pb2.ListParticipantsRequest(room=room), metadata=admin(other))
+            people = await remote.ListParticipants(room_service_pb2.ListParticipantsRequest(room=room), metadata=admin(other, room))
             assert sorted(p.identity for p in people.participants) == ["pub", "watcher"]
 
             muted = await remote.MutePublishedTrack(
                 room_service_pb2.MuteRoomTrackRequest(room=room, identity="pub", track_sid=info.sid, muted=True),
-                metadata=admin(other),
+                metadata=admin(other, room),
             )
             assert muted.track.muted
 
-            await remote.RemoveParticipant(room_service_pb2.RoomParticipantIdentity(room=room, identity="watcher"), metadata=admin(other))
+            await remote.RemoveParticipant(room_service_pb2.RoomParticipantIdentity(room=room, identity="watcher"), metadata=admin(other, room))
             await asyncio.wait_for(watcher.closed.wait(), 5)
             assert watcher.leave_reason == signal_pb2.LeaveRequest.PARTICIPANT_REMOVED
 
             with pytest.raises(grpc.aio.AioRpcError) as missing:
-                await remote.RemoveParticipant(room_service_pb2.RoomParticipantIdentity(room=room, identity="nobody"), metadata=admin(other))
+                await remote.RemoveParticipant(room_service_pb2.RoomParticipantIdentity(room=room, identity="nobody"), metadata=admin(other, room))
             assert missing.value.code() == grpc.StatusCode.NOT_FOUND
 
-            await remote.DeleteRoom(room_service_pb2.DeleteRoomRequest(room=room), metadata=admin(other))
+            await remote.DeleteRoom(room_service_pb2.DeleteRoomRequest(room=room), metadata=admin(other, room))
             await asyncio.wait_for(publisher.closed.wait(), 5)
             assert publisher.leave_reason == signal_pb2.LeaveRequest.ROOM_DELETED
 
@@ -89,7 +89,7 @@ async def test_room_service_calls_work_from_any_node_for_rooms_on_any_node(pods:
             await asyncio.sleep(0.2)
         assert await redis.hget(registry.ROOM_NODE_MAP, room) is None
         with pytest.raises(grpc.aio.AioRpcError) as gone:
-            await remote.ListParticipants(room_service_pb2.ListParticipantsRequest(room=room), metadata=admin(other))
+            await remote.ListParticipants(room_service_pb2.ListParticipantsRequest(room=room), metadata=admin(other, room))
         assert gone.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -97,7 +97,7 @@ async def test_relayed_room_calls_are_authorized_on_the_host(pods: list[MediaPod
     room = f"room-{secrets.token_hex(3)}"
     async with grpc.aio.insecure_channel(pods[0].grpc_target) as channel:
         stub = room_service_pb2_grpc.RoomServiceStub(channel)
-        created = await stub.CreateRoom(room_service_pb2.CreateRoomRequest(name=room), metadata=admin(pods[0]))
+        created = await stub.CreateRoom(room_service_pb2.CreateRoomRequest(name=room), metadata=admin(pods[0], room))
     other = next(p for p in pods if p.node_id != created.node_id)
     async with grpc.aio.insecure_channel(other.grpc_target) as channel:
         stub = room_service_pb2_grpc.RoomServiceStub(channel)
@@ -112,7 +112,7 @@ async def test_leaving_through_the_edge_removes_the_participant_on_the_host(pods
     room = f"room-{secrets.token_hex(3)}"
     async with grpc.aio.insecure_channel(pods[0].grpc_target) as channel:
         stub = room_service_pb2_grpc.RoomServiceStub(channel)
-        host = (await stub.CreateRoom(room_service_pb2.CreateRoomRequest(name=room), metadata=admin(pods[0]))).node_id
+        host = (await stub.CreateRoom(room_service_pb2.CreateRoomRequest(name=room), metadata=admin(pods[0], room))).node_id
     host_pod = next(p for p in pods if p.node_id == host)
     edge = next(p for p in pods if p.node_id != host)
     staying = await client.connect(host_pod.grpc_target, host_pod.token(room, "staying"))
@@ -134,7 +134,7 @@ async def test_a_host_restarted_under_the_same_id_ends_the_sessions_it_forgot(
     room = f"room-{secrets.token_hex(3)}"
     async with grpc.aio.insecure_channel(pods[0].grpc_target) as channel:
         stub = room_service_pb2_grpc.RoomServiceStub(channel)
-        host = (await stub.CreateRoom(room_service_pb2.CreateRoomRequest(name=room), metadata=admin(pods[0]))).node_id
+        host = (await stub.CreateRoom(room_service_pb2.CreateRoomRequest(name=room), metadata=admin(pods[0], room))).node_id
     host_pod = next(p for p in pods if p.node_id == host)
     edge = next(p for p in pods if p.node_id != host)
     session = await client.connect(edge.grpc_target, edge.token(room, "orphan"))

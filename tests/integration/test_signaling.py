@@ -19,8 +19,8 @@ def room_name() -> str:
     return f"room-{secrets.token_hex(3)}"
 
 
-def admin(pod: MediaPodProcess) -> tuple[tuple[str, str]]:
-    return (("authorization", f"Bearer {pod.admin_token()}"),)
+def admin(pod: MediaPodProcess, room: str = "") -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {pod.admin_token(room)}"),)
 
 
 async def test_explicit_subscribe_and_unsubscribe_without_auto_subscribe(media_pod: MediaPodProcess) -> None:
@@ -91,21 +91,21 @@ async def test_remove_participant_and_delete_room_disconnect_clients(media_pod: 
         kicked = await client.connect(media_pod.grpc_target, media_pod.token(room, "kicked"))
         stays = await client.connect(media_pod.grpc_target, media_pod.token(room, "stays"))
         await rooms.RemoveParticipant(
-            room_service_pb2.RoomParticipantIdentity(room=room, identity="kicked"), metadata=admin(media_pod)
+            room_service_pb2.RoomParticipantIdentity(room=room, identity="kicked"), metadata=admin(media_pod, room)
         )
         await asyncio.wait_for(kicked.closed.wait(), 5)
         assert kicked.leave_reason == signal_pb2.LeaveRequest.PARTICIPANT_REMOVED
 
         with pytest.raises(grpc.aio.AioRpcError) as gone:
             await rooms.RemoveParticipant(
-                room_service_pb2.RoomParticipantIdentity(room=room, identity="kicked"), metadata=admin(media_pod)
+                room_service_pb2.RoomParticipantIdentity(room=room, identity="kicked"), metadata=admin(media_pod, room)
             )
         assert gone.value.code() == grpc.StatusCode.NOT_FOUND
 
-        await rooms.DeleteRoom(room_service_pb2.DeleteRoomRequest(room=room), metadata=admin(media_pod))
+        await rooms.DeleteRoom(room_service_pb2.DeleteRoomRequest(room=room), metadata=admin(media_pod, room))
         await asyncio.wait_for(stays.closed.wait(), 5)
         assert stays.leave_reason == signal_pb2.LeaveRequest.ROOM_DELETED
-        listing = await rooms.ListRooms(room_service_pb2.ListRoomsRequest(), metadata=admin(media_pod))
+        listing = await rooms.ListRooms(room_service_pb2.ListRoomsRequest(), metadata=admin(media_pod, room))
         assert room not in [r.name for r in listing.rooms]
         await kicked.close()
         await stays.close()
@@ -122,7 +122,7 @@ async def test_muting_a_published_track_stops_its_forwarding(media_pod: MediaPod
                 rooms = room_service_pb2_grpc.RoomServiceStub(channel)
                 muted = await rooms.MutePublishedTrack(
                     room_service_pb2.MuteRoomTrackRequest(room=room, identity="pub", track_sid=info.sid, muted=True),
-                    metadata=admin(media_pod),
+                    metadata=admin(media_pod, room),
                 )
                 assert muted.track.muted
                 await subscriber.wait_for(lambda s: all(t.muted for p in s.participants.values() for t in p.tracks))
@@ -133,7 +133,7 @@ async def test_muting_a_published_track_stops_its_forwarding(media_pod: MediaPod
 
                 await rooms.MutePublishedTrack(
                     room_service_pb2.MuteRoomTrackRequest(room=room, identity="pub", track_sid=info.sid, muted=False),
-                    metadata=admin(media_pod),
+                    metadata=admin(media_pod, room),
                 )
                 await asyncio.sleep(1.0)
                 assert media_pod.metric("switchboard_rtp_packets_forwarded_total") > before

@@ -88,8 +88,9 @@ class MediaPodProcess:
         grant = VideoGrant(room_join=True, room=room, **grants)  # type: ignore[arg-type]
         return AccessToken(DEV_API_KEY, DEV_API_SECRET).with_identity(identity).with_grant(grant).with_ttl(ttl).to_jwt()
 
-    def admin_token(self) -> str:
-        grant = VideoGrant(room_create=True, room_list=True, room_admin=True)
+    def admin_token(self, room: str = "") -> str:
+        """Create, list and delete rooms; administer ``room`` (roomAdmin is for one named room, as in LiveKit)."""
+        grant = VideoGrant(room_create=True, room_list=True, room_admin=True, room=room)
         return AccessToken(DEV_API_KEY, DEV_API_SECRET).with_grant(grant).to_jwt()
 
     def metrics(self) -> dict[str, float]:
