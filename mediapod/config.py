@@ -41,6 +41,15 @@ class RtcConfig:
     # The port put in host candidates when it differs from udp_port (a port
     # mapping or a relay in front of the pod); 0 means udp_port.
     advertised_port: int = 0
+    # Seconds a negotiated PeerConnection may take to complete ICE and DTLS
+    # before it is given up (its participant stays). Once connected, RFC 7675
+    # consent (30 s without checks) decides instead.
+    connect_timeout: float = 20.0
+    # A participant sending RTP on more unannounced SSRCs than this, or more
+    # unannounced packets than max_unknown_ssrc_packets within 10 s, is
+    # disconnected (leave reason PROTOCOL_VIOLATION).
+    max_unknown_ssrcs: int = 32
+    max_unknown_ssrc_packets: int = 1000
 
 
 @dataclass

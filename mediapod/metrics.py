@@ -33,7 +33,8 @@ DROP_REASONS: tuple[str, ...] = (
     "srtp_auth_failed",
     "rtp_malformed",
     "rtcp_malformed",
-    "rtp_unknown_ssrc",
+    "rtp_unknown_ssrc",    # RTP on an SSRC nobody announced: dropped before decryption
+    "rtcp_ssrc_limit",     # SRTCP from one sender SSRC too many for one PeerConnection
 )
 
 
@@ -59,6 +60,8 @@ class MediaCounters:
         "layer_switches",
         "dtls_handshakes",
         "dtls_failures",
+        "consent_expiries",
+        "transport_connect_timeouts",
         "speaker_updates",
         "drops",
         "leaves",
@@ -83,6 +86,8 @@ class MediaCounters:
         self.layer_switches = 0
         self.dtls_handshakes = 0
         self.dtls_failures = 0
+        self.consent_expiries = 0
+        self.transport_connect_timeouts = 0
         self.speaker_updates = 0
         self.drops: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         # Participants that left, by LeaveReason value (a closed set: the enum's).
@@ -135,6 +140,14 @@ class MediaCollector(Collector):
         yield counter("switchboard_packets_lost", "Publisher packets never recovered by NACK", c.packets_lost)
         yield counter("switchboard_dtls_handshakes", "Completed DTLS-SRTP handshakes", c.dtls_handshakes)
         yield counter("switchboard_dtls_failures", "Failed DTLS-SRTP handshakes", c.dtls_failures)
+        yield counter(
+            "switchboard_consent_expiries", "Connected PeerConnections whose peer stopped ICE consent checks", c.consent_expiries
+        )
+        yield counter(
+            "switchboard_transport_connect_timeouts",
+            "Negotiated PeerConnections that never connected within the connect timeout",
+            c.transport_connect_timeouts,
+        )
         yield counter("switchboard_speaker_updates", "Active speaker updates sent to participants", c.speaker_updates)
         drops = CounterMetricFamily(
             "switchboard_packets_dropped", "Datagrams and packets dropped, by reason", labels=["node", "reason"]

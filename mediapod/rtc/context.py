@@ -9,9 +9,10 @@ from OpenSSL import SSL
 
 from mediapod.metrics import MediaCounters
 from mediapod.rtc.sdp import LocalParameters
+from mediapod.rtc.ssrc_guard import UnknownSsrcLimits
 from mediapod.transport.dtls import DtlsCertificate
 from mediapod.transport.ice import IceLiteAgent
-from mediapod.transport.peer import PeerTransport
+from mediapod.transport.peer import CONNECT_TIMEOUT, PeerTransport
 from mediapod.transport.udp import UdpMux
 
 
@@ -31,9 +32,11 @@ class MediaContext:
     advertised_ip: str
     udp_port: int  # as advertised in candidates
     counters: MediaCounters
+    connect_timeout: float = CONNECT_TIMEOUT
+    unknown_ssrc_limits: UnknownSsrcLimits = UnknownSsrcLimits()
 
     def new_transport(self) -> PeerTransport:
-        return PeerTransport(self.mux, self.ssl_context)
+        return PeerTransport(self.mux, self.ssl_context, self.connect_timeout)
 
     def local_parameters(self, ice: IceLiteAgent) -> LocalParameters:
         return LocalParameters(

@@ -11,6 +11,7 @@ from mediapod.metrics import MediaCounters, RoomGauges
 from mediapod.rtc.context import MediaContext, new_sid
 from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.room import Room, RoomSettings
+from mediapod.rtc.ssrc_guard import UnknownSsrcLimits
 from mediapod.transport.dtls import DtlsCertificate
 from mediapod.transport.udp import UdpMux
 
@@ -41,6 +42,10 @@ class MediaNode:
             advertised_ip=config.rtc.advertised_ip,
             udp_port=config.rtc.advertised_port or mux.local_address[1],
             counters=counters,
+            connect_timeout=config.rtc.connect_timeout,
+            unknown_ssrc_limits=UnknownSsrcLimits(
+                max_ssrcs=config.rtc.max_unknown_ssrcs, max_packets=config.rtc.max_unknown_ssrc_packets
+            ),
         )
         return cls(config, context)
 

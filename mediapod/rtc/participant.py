@@ -30,12 +30,13 @@ from mediapod.rtc.sdp import (
     select_rtx,
 )
 from mediapod.rtc.speaker import LevelWindow, Speaker
+from mediapod.rtc.ssrc_guard import UnknownSsrcGuard
 from mediapod.rtc.subscriber import SubscriberConnection
 from mediapod.rtc.track import PublishedTrack, TrackAnnouncement
 from mediapod.sfu.downtrack import MAX_TEMPORAL_LAYER
 from mediapod.sfu.receiver import TrackReceiver
 from mediapod.transport.dtls import FINGERPRINT_ALGORITHMS
-from mediapod.transport.dtls import DtlsState
+from mediapod.transport.peer import TransportState
 
 if TYPE_CHECKING:
     from mediapod.rtc.room import Room
@@ -163,8 +164,11 @@ class Participant:
         self.sink = sink
         self.tracks: dict[str, PublishedTrack] = {}
         self._announced: dict[str, tuple[str, TrackAnnouncement]] = {}  # cid -> (sid, announcement)
-        self.publisher = PublisherConnection(context, self._on_transport_state)
-        self.subscriber = SubscriberConnection(context, self.sid, sink.send_offer, self._on_transport_state)
+        self._ssrc_guard = UnknownSsrcGuard(context.unknown_ssrc_limits, self._on_media_abuse)
+        self.publisher = PublisherConnection(context, self._on_publisher_state, self._ssrc_guard.observe)
+        self.subscriber = SubscriberConnection(
+            context, self.sid, sink.send_offer, self._on_subscriber_state, self._ssrc_guard.observe
+        )
         self._rtcp_task: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------
@@ -413,18 +417,41 @@ class Participant:
 
     # -- events -------------------------------------------------------------
 
-    def _on_transport_state(self, state: DtlsState) -> None:
-        if state == DtlsState.CONNECTED and self.state == ParticipantState.JOINED:
-            self.state = ParticipantState.ACTIVE
-            self.room.broadcast_update(self)
-        elif state in (DtlsState.FAILED, DtlsState.CLOSED) and self.state != ParticipantState.DISCONNECTED:
-            log.info(
-                "participant %s transport %s %s",
-                self.identity,
-                state.value,
-                self.publisher.transport.failure or self.subscriber.transport.failure,
-            )
+    def _on_publisher_state(self, state: TransportState) -> None:
+        self._on_transport_state("publisher", state)
+
+    def _on_subscriber_state(self, state: TransportState) -> None:
+        self._on_transport_state("subscriber", state)
+
+    def _on_transport_state(self, which: str, state: TransportState) -> None:
+        """A participant ends only when a PeerConnection it actually uses fails.
+
+        One that was never negotiated has no timer at all; one negotiated but
+        never connected is given up by its transport and the participant
+        stays, since its signal stream, not an idle PeerConnection, says
+        whether it is still here.
+        """
+        if self.state == ParticipantState.DISCONNECTED:
+            return
+        if state == TransportState.CONNECTED:
+            if self.state == ParticipantState.JOINED:
+                self.state = ParticipantState.ACTIVE
+                self.room.broadcast_update(self)
+        elif state == TransportState.NEVER_CONNECTED:
+            log.info("participant %s: %s PeerConnection never connected; given up", self.identity, which)
+        else:
+            transport = self.publisher.transport if which == "publisher" else self.subscriber.transport
+            log.info("participant %s: %s PeerConnection %s %s", self.identity, which, state.value, transport.failure)
             self.room.remove_participant(self, LeaveReason.TRANSPORT_FAILED)
+
+    def _on_media_abuse(self, why: str) -> None:
+        """The SSRC guard tripped: disconnect, outside the packet handler that noticed."""
+        log.warning("participant %s disconnected: %s", self.identity, why)
+        asyncio.get_running_loop().call_soon(self._end_for_abuse)
+
+    def _end_for_abuse(self) -> None:
+        if self.state != ParticipantState.DISCONNECTED:
+            self.room.remove_participant(self, LeaveReason.PROTOCOL_VIOLATION)
 
     async def _rtcp_loop(self) -> None:
         while True:

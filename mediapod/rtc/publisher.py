@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import struct
 import time
 from collections.abc import Callable
 
@@ -27,15 +28,23 @@ from mediapod.rtp.rtcp import (
 from mediapod.rtp.rtx import unwrap_rtx
 from mediapod.sfu.nack import REORDER_GRACE
 from mediapod.sfu.receiver import TrackReceiver
-from mediapod.transport.dtls import DtlsState
+from mediapod.transport.peer import TransportState
+
+_SSRC = struct.Struct("!I")
 
 
 class PublisherConnection:
     """Receives a participant's published media and feeds its TrackReceivers."""
 
-    def __init__(self, context: MediaContext, on_state: Callable[[DtlsState], None]) -> None:
+    def __init__(
+        self,
+        context: MediaContext,
+        on_state: Callable[[TransportState], None],
+        on_unknown_ssrc: Callable[[int, float], None],
+    ) -> None:
         self._context = context
         self._counters = context.counters
+        self._on_unknown_ssrc = on_unknown_ssrc
         self.transport = context.new_transport()
         self.transport.on_rtp = self._on_rtp
         self.transport.on_rtcp = self._on_rtcp
@@ -148,23 +157,35 @@ class PublisherConnection:
         self._by_mid.clear()
         self._audio_levels.clear()
 
-    def _on_rtp(self, packet: bytes) -> None:
+    def _on_rtp(self, protected: bytes) -> None:
+        """Route an SRTP packet by its clear-text SSRC; only packets we route are decrypted.
+
+        Decryption costs far more than a lookup, and libsrtp keeps state for
+        every SSRC it authenticates, so an unannounced SSRC is dropped here
+        and reported, before it can cost either.
+        """
+        ssrc = _SSRC.unpack_from(protected, 8)[0]
+        receiver = self._by_ssrc.get(ssrc)
+        if receiver is not None:
+            packet = self.transport.unprotect_rtp(protected)
+            if packet is not None:
+                self._on_primary(packet, receiver)
+            return
+        rtx = self._rtx.get(ssrc)
+        if rtx is not None:
+            packet = self.transport.unprotect_rtp(protected)
+            if packet is not None:
+                self._on_rtx(packet, *rtx)
+            return
+        self._on_unsignaled(protected, ssrc)
+
+    def _on_primary(self, packet: bytes, receiver: TrackReceiver) -> None:
         counters = self._counters
         try:
             header = RtpHeader.parse(packet)
         except MalformedPacket:
             counters.drops["rtp_malformed"] += 1
             return
-        receiver = self._by_ssrc.get(header.ssrc)
-        if receiver is None:
-            rtx = self._rtx.get(header.ssrc) or self._learn_rtx_ssrc(packet, header.ssrc)
-            if rtx is not None:
-                self._on_rtx(packet, header, *rtx)
-                return
-            receiver = self._learn_ssrc(packet, header.ssrc)
-            if receiver is None:
-                counters.drops["rtp_unknown_ssrc"] += 1
-                return
         counters.rtp_packets_in += 1
         counters.rtp_bytes_in += len(packet)
         tap = self._audio_levels.get(receiver)
@@ -172,45 +193,61 @@ class PublisherConnection:
             tap.observe(packet)
         receiver.on_rtp(packet, header, time.monotonic())
 
-    def _learn_rtx_ssrc(self, packet: bytes, ssrc: int) -> tuple[TrackReceiver, int] | None:
-        """Bind an unsignaled RTX SSRC to its layer by its mid and repaired-rid extensions (RFC 8852)."""
+    def _on_unsignaled(self, protected: bytes, ssrc: int) -> None:
+        """An SSRC no offer announced: bind it to a layer waiting for one, by its clear-text mid/rid (RFC 8852).
+
+        The binding happens only once the packet authenticates, so a forged
+        header cannot steal a layer.
+        """
+        try:
+            rtx_target = self._unbound_rtx_layer(protected)
+            receiver = None if rtx_target is not None else self._unbound_layer(protected)
+        except MalformedPacket:
+            receiver, rtx_target = None, None
+        if receiver is None and rtx_target is None:
+            self._counters.drops["rtp_unknown_ssrc"] += 1
+            self._on_unknown_ssrc(ssrc, time.monotonic())
+            return
+        packet = self.transport.unprotect_rtp(protected)
+        if packet is None:
+            return
+        if rtx_target is not None:
+            self._rtx[ssrc] = rtx_target
+            self._on_rtx(packet, *rtx_target)
+            return
+        assert receiver is not None
+        receiver.ssrc = ssrc
+        self._by_ssrc[ssrc] = receiver
+        self._on_primary(packet, receiver)
+
+    def _unbound_rtx_layer(self, packet: bytes) -> tuple[TrackReceiver, int] | None:
+        """The layer whose RTX stream this packet's mid and repaired-rid name, if it has none bound yet."""
         if self._repaired_rid_extension_id is None or self._mid_extension_id is None:
             return None
-        try:
-            repaired = get_header_extension(packet, self._repaired_rid_extension_id)
-            mid = get_header_extension(packet, self._mid_extension_id) if repaired else None
-        except MalformedPacket:
-            return None
+        repaired = get_header_extension(packet, self._repaired_rid_extension_id)
+        mid = get_header_extension(packet, self._mid_extension_id) if repaired else None
         if not repaired or not mid:
             return None
         target = self._rtx_by_mid.get((mid.decode(errors="replace"), repaired.decode(errors="replace")))
-        if target is not None:
-            self._rtx[ssrc] = target
+        if target is None or any(bound is target for bound in self._rtx.values()):
+            return None
         return target
 
-    def _learn_ssrc(self, packet: bytes, ssrc: int) -> TrackReceiver | None:
-        """Bind an unsignaled SSRC to its track (and layer) by its mid and rid extensions."""
+    def _unbound_layer(self, packet: bytes) -> TrackReceiver | None:
+        """The track layer this packet's mid (and rid) extensions name, if no SSRC is bound to it yet."""
         if self._mid_extension_id is None:
             return None
-        try:
-            mid = get_header_extension(packet, self._mid_extension_id)
-            rid = get_header_extension(packet, self._rid_extension_id) if self._rid_extension_id else None
-        except MalformedPacket:
-            return None
+        mid = get_header_extension(packet, self._mid_extension_id)
+        rid = get_header_extension(packet, self._rid_extension_id) if self._rid_extension_id else None
         if not mid:
             return None
-        key = (mid.decode(errors="replace"), rid.decode(errors="replace") if rid else "")
-        receiver = self._by_mid.get(key)
-        if receiver is not None and receiver.ssrc == 0:
-            receiver.ssrc = ssrc
-            self._by_ssrc[ssrc] = receiver
-            return receiver
-        return None
+        receiver = self._by_mid.get((mid.decode(errors="replace"), rid.decode(errors="replace") if rid else ""))
+        return receiver if receiver is not None and receiver.ssrc == 0 else None
 
-    def _on_rtx(self, packet: bytes, header: RtpHeader, receiver: TrackReceiver, payload_type: int) -> None:
+    def _on_rtx(self, packet: bytes, receiver: TrackReceiver, payload_type: int) -> None:
         """A retransmission we asked for: back into the primary stream it belongs to."""
         try:
-            original = unwrap_rtx(packet, header, payload_type, receiver.ssrc)
+            original = unwrap_rtx(packet, RtpHeader.parse(packet), payload_type, receiver.ssrc)
             header = RtpHeader.parse(original)
         except MalformedPacket:
             self._counters.drops["rtp_malformed"] += 1

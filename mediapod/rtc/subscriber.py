@@ -12,6 +12,7 @@ kind and codec reuses them.
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,9 +32,11 @@ from mediapod.rtp.rtcp import (
 )
 from mediapod.sfu.blank import blank_frames_for
 from mediapod.sfu.downtrack import DownTrack
-from mediapod.transport.dtls import DtlsState
+from mediapod.transport.peer import TransportState
 
 log = logging.getLogger(__name__)
+
+_SSRC = struct.Struct("!I")
 
 # First dynamic payload types we hand out per kind on a subscriber connection.
 _FIRST_PAYLOAD_TYPE = {"audio": 111, "video": 96}
@@ -60,14 +63,17 @@ class SubscriberConnection:
         context: MediaContext,
         cname: str,
         send_offer: Callable[[str], None],
-        on_state: Callable[[DtlsState], None],
+        on_state: Callable[[TransportState], None],
+        on_unknown_ssrc: Callable[[int, float], None],
     ) -> None:
         self._context = context
         self._counters = context.counters
         self._cname = cname
         self._send_offer = send_offer
         self._on_state = on_state
+        self._on_unknown_ssrc = on_unknown_ssrc
         self.transport = context.new_transport()
+        self.transport.on_rtp = self._on_rtp
         self.transport.on_rtcp = self._on_rtcp
         self.transport.on_state = self._on_transport_state
         self._slots: list[Slot] = []
@@ -256,10 +262,15 @@ class SubscriberConnection:
             if slot.negotiated and slot.downtrack is not None:
                 slot.downtrack.bind()
 
-    def _on_transport_state(self, state: DtlsState) -> None:
-        if state == DtlsState.CONNECTED:
+    def _on_transport_state(self, state: TransportState) -> None:
+        if state == TransportState.CONNECTED:
             self._bind_ready()
         self._on_state(state)
+
+    def _on_rtp(self, protected: bytes) -> None:
+        """A subscriber sends no RTP to us: every SSRC is unknown, dropped undecrypted."""
+        self._counters.drops["rtp_unknown_ssrc"] += 1
+        self._on_unknown_ssrc(_SSRC.unpack_from(protected, 8)[0], time.monotonic())
 
     def _on_rtcp(self, packets: list[RtcpPacket]) -> None:
         counters = self._counters

@@ -2,11 +2,18 @@
 
 BUNDLE and rtcp-mux put every m-line of a PeerConnection on the same
 address pair, so one PeerTransport carries all its RTP and RTCP.
+
+A participant has two PeerConnections and often uses only one (a viewer
+never publishes), so time only runs against a transport once it is in use:
+the connect timeout starts when its remote description arrives, consent
+freshness (RFC 7675) when the first ICE check succeeds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
+import struct
 from collections.abc import Callable
 
 from OpenSSL import SSL
@@ -21,32 +28,49 @@ from mediapod.transport.udp import UdpMux
 
 # How often consent freshness is checked; RFC 7675 expiry itself is 30 s.
 CONSENT_SWEEP_INTERVAL = 5.0
+# A negotiated PeerConnection that has not completed DTLS by then is given up.
+CONNECT_TIMEOUT = 20.0
+# libsrtp keeps one stream per SSRC it authenticates, searched linearly on
+# every packet; RTCP sender SSRCs are not announced, so they are capped here.
+MAX_RTCP_SSRCS = 64
+
+_SSRC = struct.Struct("!I")
 
 
-def _ignore(_: bytes) -> None:
-    return None
+class TransportState(enum.Enum):
+    """What a PeerTransport tells its owner."""
+
+    CONNECTED = "connected"        # ICE and DTLS done, SRTP keyed
+    FAILED = "failed"              # DTLS failed, or a connected peer lost consent
+    CLOSED = "closed"              # the peer ended the DTLS association (close_notify)
+    NEVER_CONNECTED = "never_connected"  # negotiated, but not connected within the connect timeout
 
 
 class PeerTransport:
     """ICE-lite + DTLS-SRTP for one PeerConnection on the shared UDP port.
 
-    The owner sets ``on_rtp`` (decrypted RTP in) / ``on_rtcp`` (parsed compound RTCP in) and
-    ``on_state`` (connected / closed), and sends with ``send_rtp`` / ``send_rtcp``.
+    The owner sets ``on_rtp`` (RTP still encrypted: the owner routes it by its
+    clear-text SSRC and pays for ``unprotect_rtp`` only for packets it wants),
+    ``on_rtcp`` (parsed compound RTCP) and ``on_state``, and sends with
+    ``send_rtp`` / ``send_rtcp``.
     """
 
-    def __init__(self, mux: UdpMux, ssl_context: SSL.Context) -> None:
+    def __init__(self, mux: UdpMux, ssl_context: SSL.Context, connect_timeout: float = CONNECT_TIMEOUT) -> None:
         self.ice = IceLiteAgent()
         self.remote_addr: Address | None = None
-        self.on_rtp: Callable[[bytes], None] = _ignore
+        self.on_rtp: Callable[[bytes], None] = self._drop_rtp
         self.on_rtcp: Callable[[list[RtcpPacket]], None] = lambda packets: None
-        self.on_state: Callable[[DtlsState], None] = lambda state: None
+        self.on_state: Callable[[TransportState], None] = lambda state: None
         self._mux = mux
         self._counters = mux.counters
         self._ssl_context = ssl_context
+        self._connect_timeout = connect_timeout
         self._dtls: DtlsServer | None = None
         self._srtp: SrtpSession | None = None
+        self._rtcp_ssrcs: set[int] = set()
         self._closed = False
-        self._consent_timer = asyncio.get_running_loop().call_later(CONSENT_SWEEP_INTERVAL, self._check_consent)
+        self._consent_timer: asyncio.TimerHandle | None = None
+        self._connect_timer: asyncio.TimerHandle | None = None
         mux.register(self)
 
     @property
@@ -64,15 +88,18 @@ class PeerTransport:
         ICE restarts are not supported, so later descriptions keep the
         credentials and the DTLS association they started with.
         """
-        if self._dtls is not None:
+        if self._dtls is not None or self._closed:
             return
         self.ice.remote_ufrag = ufrag
         self._dtls = DtlsServer(self._ssl_context, fingerprints, self._send_dtls, self._on_dtls_state)
+        self._connect_timer = asyncio.get_running_loop().call_later(self._connect_timeout, self._give_up_connecting)
 
     def on_checked(self, addr: Address, nominated: bool) -> None:
-        """An authenticated binding request came from addr."""
+        """An authenticated binding request came from addr: from now on consent must stay fresh."""
         if nominated or self.remote_addr is None:
             self.remote_addr = addr
+        if self._consent_timer is None and not self._closed:
+            self._consent_timer = asyncio.get_running_loop().call_later(CONSENT_SWEEP_INTERVAL, self._check_consent)
 
     def on_dtls(self, data: bytes) -> None:
         if self._dtls is not None:
@@ -83,17 +110,26 @@ class PeerTransport:
         if srtp is None:
             self._counters.drops["srtp_not_ready"] += 1
             return
+        if not is_rtcp(data):
+            if len(data) < 12:
+                self._counters.drops["rtp_malformed"] += 1
+                return
+            self.on_rtp(data)
+            return
         if len(data) < 8:
-            self._counters.drops["rtp_malformed"] += 1
+            self._counters.drops["rtcp_malformed"] += 1
+            return
+        ssrc = _SSRC.unpack_from(data, 4)[0]
+        if ssrc not in self._rtcp_ssrcs and len(self._rtcp_ssrcs) >= MAX_RTCP_SSRCS:
+            self._counters.drops["rtcp_ssrc_limit"] += 1
             return
         try:
-            if not is_rtcp(data):
-                self.on_rtp(srtp.unprotect_rtp(data))
-                return
             plain = srtp.unprotect_rtcp(data)
         except SrtpError:
             self._counters.drops["srtp_auth_failed"] += 1
             return
+        # Only authenticated SSRCs count: libsrtp creates a stream only for those.
+        self._rtcp_ssrcs.add(ssrc)
         self._counters.rtcp_packets_in += 1
         try:
             packets = parse_rtcp(plain)
@@ -101,6 +137,21 @@ class PeerTransport:
             self._counters.drops["rtcp_malformed"] += 1
             return
         self.on_rtcp(packets)
+
+    def unprotect_rtp(self, data: bytes) -> bytes | None:
+        """Decrypt and authenticate an RTP packet on_rtp handed over; None (counted) if it fails."""
+        srtp = self._srtp
+        if srtp is None:
+            return None
+        try:
+            return srtp.unprotect_rtp(data)
+        except SrtpError:
+            self._counters.drops["srtp_auth_failed"] += 1
+            return None
+
+    def _drop_rtp(self, data: bytes) -> None:
+        """No owner takes RTP here (a subscriber connection): dropped before decryption."""
+        self._counters.drops["rtp_unknown_ssrc"] += 1
 
     def send_rtp(self, packet: bytes) -> None:
         srtp, addr = self._srtp, self.remote_addr
@@ -129,7 +180,9 @@ class PeerTransport:
             return
         self._closed = True
         self.on_state = lambda state: None
-        self._consent_timer.cancel()
+        for timer in (self._consent_timer, self._connect_timer):
+            if timer is not None:
+                timer.cancel()
         self._mux.unregister(self)
         if self._dtls is not None:
             self._dtls.close()
@@ -144,16 +197,33 @@ class PeerTransport:
             assert self._dtls is not None
             self._srtp = self._dtls.srtp
             self._counters.dtls_handshakes += 1
+            if self._connect_timer is not None:
+                self._connect_timer.cancel()
+                self._connect_timer = None
+            self.on_state(TransportState.CONNECTED)
         elif state == DtlsState.FAILED:
             self._counters.dtls_failures += 1
-        self.on_state(state)
+            self._end(TransportState.FAILED)
+        elif state == DtlsState.CLOSED:
+            self._end(TransportState.CLOSED)
+
+    def _give_up_connecting(self) -> None:
+        self._connect_timer = None
+        if self._srtp is None:
+            self._counters.transport_connect_timeouts += 1
+            self._end(TransportState.NEVER_CONNECTED)
 
     def _check_consent(self) -> None:
         if self._closed:
             return
         if self.ice.consent_expired():
-            notify = self.on_state
-            self.close()
-            notify(DtlsState.CLOSED)
+            self._counters.consent_expiries += 1
+            self._end(TransportState.FAILED)
             return
         self._consent_timer = asyncio.get_running_loop().call_later(CONSENT_SWEEP_INTERVAL, self._check_consent)
+
+    def _end(self, state: TransportState) -> None:
+        """Close and tell the owner why (close() alone, on the owner's request, tells nobody)."""
+        notify = self.on_state
+        self.close()
+        notify(state)
