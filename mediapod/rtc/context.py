@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from OpenSSL import SSL
@@ -10,9 +11,10 @@ from OpenSSL import SSL
 from mediapod.metrics import MediaCounters
 from mediapod.rtc.sdp import LocalParameters
 from mediapod.rtc.ssrc_guard import UnknownSsrcLimits
+from mediapod.rtp.rtcp import RtcpPacket
 from mediapod.transport.dtls import DtlsCertificate
 from mediapod.transport.ice import IceLiteAgent
-from mediapod.transport.peer import CONNECT_TIMEOUT, PeerTransport
+from mediapod.transport.peer import CONNECT_TIMEOUT, PeerTransport, TransportState
 from mediapod.transport.udp import UdpMux
 
 
@@ -35,8 +37,21 @@ class MediaContext:
     connect_timeout: float = CONNECT_TIMEOUT
     unknown_ssrc_limits: UnknownSsrcLimits = UnknownSsrcLimits()
 
-    def new_transport(self) -> PeerTransport:
-        return PeerTransport(self.mux, self.ssl_context, self.connect_timeout)
+    def new_transport(
+        self,
+        on_rtp: Callable[[bytes], None],
+        on_rtcp: Callable[[list[RtcpPacket]], None],
+        on_state: Callable[[TransportState], None],
+    ) -> PeerTransport:
+        """A PeerConnection's transport on this node's port, delivering to the given handlers."""
+        return PeerTransport(
+            self.mux,
+            self.ssl_context,
+            on_rtp=on_rtp,
+            on_rtcp=on_rtcp,
+            on_state=on_state,
+            connect_timeout=self.connect_timeout,
+        )
 
     def local_parameters(self, ice: IceLiteAgent) -> LocalParameters:
         return LocalParameters(

@@ -45,10 +45,7 @@ class PublisherConnection:
         self._context = context
         self._counters = context.counters
         self._on_unknown_ssrc = on_unknown_ssrc
-        self.transport = context.new_transport()
-        self.transport.on_rtp = self._on_rtp
-        self.transport.on_rtcp = self._on_rtcp
-        self.transport.on_state = on_state
+        self.transport = context.new_transport(self._on_rtp, self._on_rtcp, on_state)
         self.rtcp_ssrc = secrets.randbits(32) or 1
         self._by_ssrc: dict[int, TrackReceiver] = {}
         self._by_mid: dict[tuple[str, str], TrackReceiver] = {}  # (mid, rid) -> receiver

@@ -72,10 +72,7 @@ class SubscriberConnection:
         self._send_offer = send_offer
         self._on_state = on_state
         self._on_unknown_ssrc = on_unknown_ssrc
-        self.transport = context.new_transport()
-        self.transport.on_rtp = self._on_rtp
-        self.transport.on_rtcp = self._on_rtcp
-        self.transport.on_state = self._on_transport_state
+        self.transport = context.new_transport(self._on_rtp, self._on_rtcp, self._on_transport_state)
         self._slots: list[Slot] = []
         self._by_track: dict[str, Slot] = {}
         self._by_ssrc: dict[int, Slot] = {}

@@ -16,13 +16,14 @@ import enum
 import struct
 from collections.abc import Callable
 
+from aioice import stun
 from OpenSSL import SSL
 
 from mediapod.rtp.errors import MalformedPacket
 from mediapod.rtp.packet import is_rtcp
 from mediapod.rtp.rtcp import RtcpPacket, parse_rtcp
 from mediapod.transport.dtls import DtlsServer, DtlsState
-from mediapod.transport.ice import Address, IceLiteAgent
+from mediapod.transport.ice import Address, BindingResult, IceLiteAgent
 from mediapod.transport.srtp import SrtpError, SrtpSession
 from mediapod.transport.udp import UdpMux
 
@@ -37,6 +38,7 @@ MAX_RTCP_SSRCS = 64
 _SSRC = struct.Struct("!I")
 
 
+
 class TransportState(enum.Enum):
     """What a PeerTransport tells its owner."""
 
@@ -46,21 +48,34 @@ class TransportState(enum.Enum):
     NEVER_CONNECTED = "never_connected"  # negotiated, but not connected within the connect timeout
 
 
+def _ignore_state(state: TransportState) -> None:
+    """What a closed transport tells its owner: nothing (the owner closed it)."""
+
+
 class PeerTransport:
     """ICE-lite + DTLS-SRTP for one PeerConnection on the shared UDP port.
 
-    The owner sets ``on_rtp`` (RTP still encrypted: the owner routes it by its
-    clear-text SSRC and pays for ``unprotect_rtp`` only for packets it wants),
-    ``on_rtcp`` (parsed compound RTCP) and ``on_state``, and sends with
-    ``send_rtp`` / ``send_rtcp``.
+    The owner passes in where packets go: ``on_rtp`` gets RTP still encrypted
+    (the owner routes it by its clear-text SSRC and pays for ``unprotect_rtp``
+    only for packets it wants), ``on_rtcp`` parsed compound RTCP, ``on_state``
+    the transport's fate; it sends with ``send_rtp`` / ``send_rtcp``.
     """
 
-    def __init__(self, mux: UdpMux, ssl_context: SSL.Context, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        mux: UdpMux,
+        ssl_context: SSL.Context,
+        *,
+        on_rtp: Callable[[bytes], None],
+        on_rtcp: Callable[[list[RtcpPacket]], None],
+        on_state: Callable[[TransportState], None],
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
         self.ice = IceLiteAgent()
         self.remote_addr: Address | None = None
-        self.on_rtp: Callable[[bytes], None] = self._drop_rtp
-        self.on_rtcp: Callable[[list[RtcpPacket]], None] = lambda packets: None
-        self.on_state: Callable[[TransportState], None] = lambda state: None
+        self._on_rtp = on_rtp
+        self._on_rtcp = on_rtcp
+        self._on_state = on_state
         self._mux = mux
         self._counters = mux.counters
         self._ssl_context = ssl_context
@@ -71,7 +86,7 @@ class PeerTransport:
         self._closed = False
         self._consent_timer: asyncio.TimerHandle | None = None
         self._connect_timer: asyncio.TimerHandle | None = None
-        mux.register(self)
+        mux.register(self.ice.local_ufrag, self)
 
     @property
     def connected(self) -> bool:
@@ -94,12 +109,16 @@ class PeerTransport:
         self._dtls = DtlsServer(self._ssl_context, fingerprints, self._send_dtls, self._on_dtls_state)
         self._connect_timer = asyncio.get_running_loop().call_later(self._connect_timeout, self._give_up_connecting)
 
-    def on_checked(self, addr: Address, nominated: bool) -> None:
-        """An authenticated binding request came from addr: from now on consent must stay fresh."""
-        if nominated or self.remote_addr is None:
+    def check(self, message: stun.Message, addr: Address) -> BindingResult | None:
+        """Answer a binding request; the first one that authenticates starts consent freshness."""
+        result = self.ice.handle_request(message, addr)
+        if result is None or not result.ok:
+            return result
+        if result.nominated or self.remote_addr is None:
             self.remote_addr = addr
         if self._consent_timer is None and not self._closed:
             self._consent_timer = asyncio.get_running_loop().call_later(CONSENT_SWEEP_INTERVAL, self._check_consent)
+        return result
 
     def on_dtls(self, data: bytes) -> None:
         if self._dtls is not None:
@@ -114,7 +133,7 @@ class PeerTransport:
             if len(data) < 12:
                 self._counters.drops["rtp_malformed"] += 1
                 return
-            self.on_rtp(data)
+            self._on_rtp(data)
             return
         if len(data) < 8:
             self._counters.drops["rtcp_malformed"] += 1
@@ -136,7 +155,7 @@ class PeerTransport:
         except MalformedPacket:
             self._counters.drops["rtcp_malformed"] += 1
             return
-        self.on_rtcp(packets)
+        self._on_rtcp(packets)
 
     def unprotect_rtp(self, data: bytes) -> bytes | None:
         """Decrypt and authenticate an RTP packet on_rtp handed over; None (counted) if it fails."""
@@ -148,10 +167,6 @@ class PeerTransport:
         except SrtpError:
             self._counters.drops["srtp_auth_failed"] += 1
             return None
-
-    def _drop_rtp(self, data: bytes) -> None:
-        """No owner takes RTP here (a subscriber connection): dropped before decryption."""
-        self._counters.drops["rtp_unknown_ssrc"] += 1
 
     def send_rtp(self, packet: bytes) -> None:
         srtp, addr = self._srtp, self.remote_addr
@@ -179,11 +194,11 @@ class PeerTransport:
         if self._closed:
             return
         self._closed = True
-        self.on_state = lambda state: None
+        self._on_state = _ignore_state
         for timer in (self._consent_timer, self._connect_timer):
             if timer is not None:
                 timer.cancel()
-        self._mux.unregister(self)
+        self._mux.unregister(self.ice.local_ufrag)
         if self._dtls is not None:
             self._dtls.close()
         self._srtp = None
@@ -200,7 +215,7 @@ class PeerTransport:
             if self._connect_timer is not None:
                 self._connect_timer.cancel()
                 self._connect_timer = None
-            self.on_state(TransportState.CONNECTED)
+            self._on_state(TransportState.CONNECTED)
         elif state == DtlsState.FAILED:
             self._counters.dtls_failures += 1
             self._end(TransportState.FAILED)
@@ -224,6 +239,6 @@ class PeerTransport:
 
     def _end(self, state: TransportState) -> None:
         """Close and tell the owner why (close() alone, on the owner's request, tells nobody)."""
-        notify = self.on_state
+        notify = self._on_state
         self.close()
         notify(state)

@@ -10,22 +10,38 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import TYPE_CHECKING
+from typing import Protocol
+
+from aioice import stun
 
 from mediapod.metrics import MediaCounters
-from mediapod.transport.ice import Address, MalformedStun, local_ufrag_of, parse_stun
+from mediapod.transport.ice import Address, BindingResult, MalformedStun, local_ufrag_of, parse_stun
 
-if TYPE_CHECKING:
-    from mediapod.transport.peer import PeerTransport
+
+class MuxEndpoint(Protocol):
+    """One PeerConnection's share of the port: all the mux knows of a transport.
+
+    The mux finds an endpoint by the ufrag of a binding request and, once the
+    endpoint has authenticated a request from an address, by that address;
+    what ICE, DTLS and SRTP mean is the endpoint's business.
+    """
+
+    def check(self, message: stun.Message, addr: Address) -> BindingResult | None:
+        """Answer a binding request for this endpoint's ufrag; None to drop it."""
+        ...
+
+    def on_dtls(self, data: bytes) -> None: ...
+
+    def on_srtp(self, data: bytes) -> None: ...
 
 
 class UdpMux(asyncio.DatagramProtocol):
-    """The media pod's UDP port: routes datagrams to PeerTransports."""
+    """The media pod's UDP port: routes datagrams to the endpoints of PeerConnections."""
 
     def __init__(self, counters: MediaCounters) -> None:
         self.counters = counters
-        self._by_ufrag: dict[str, PeerTransport] = {}
-        self._by_addr: dict[Address, PeerTransport] = {}
+        self._by_ufrag: dict[str, MuxEndpoint] = {}
+        self._by_addr: dict[Address, MuxEndpoint] = {}
         self._transport: asyncio.DatagramTransport | None = None
         self.local_address: Address | None = None
 
@@ -47,12 +63,12 @@ class UdpMux(asyncio.DatagramProtocol):
         if self._transport is not None:
             self._transport.close()
 
-    def register(self, peer: PeerTransport) -> None:
-        self._by_ufrag[peer.ice.local_ufrag] = peer
+    def register(self, ufrag: str, endpoint: MuxEndpoint) -> None:
+        self._by_ufrag[ufrag] = endpoint
 
-    def unregister(self, peer: PeerTransport) -> None:
-        self._by_ufrag.pop(peer.ice.local_ufrag, None)
-        for addr in [a for a, p in self._by_addr.items() if p is peer]:
+    def unregister(self, ufrag: str) -> None:
+        endpoint = self._by_ufrag.pop(ufrag, None)
+        for addr in [a for a, e in self._by_addr.items() if e is endpoint]:
             del self._by_addr[addr]
 
     def sendto(self, data: bytes, addr: Address) -> None:
@@ -91,18 +107,17 @@ class UdpMux(asyncio.DatagramProtocol):
             self.counters.drops["stun_malformed"] += 1
             return
         ufrag = local_ufrag_of(message)
-        peer = self._by_ufrag.get(ufrag) if ufrag else None
-        if peer is None:
+        endpoint = self._by_ufrag.get(ufrag) if ufrag else None
+        if endpoint is None:
             self.counters.drops["stun_unknown_ufrag"] += 1
             return
-        result = peer.ice.handle_request(message, addr)
+        result = endpoint.check(message, addr)
         if result is None:
             self.counters.drops["stun_malformed"] += 1
             return
         self.sendto(result.response, addr)
         if result.ok:
-            self._by_addr[addr] = peer
-            peer.on_checked(addr, result.nominated)
+            self._by_addr[addr] = endpoint
         else:
             self.counters.drops["stun_unauthorized"] += 1
 

@@ -10,17 +10,19 @@ from __future__ import annotations
 import asyncio
 import secrets
 import struct
-import time
 from collections.abc import AsyncIterator
 
 import pytest
 
 from mediapod.metrics import MediaCounters
+from mediapod.rtp.rtcp import RtcpPacket
 from mediapod.transport import ice, peer as peer_module
 from mediapod.transport.dtls import DtlsCertificate
+from mediapod.transport.ice import parse_stun
 from mediapod.transport.peer import MAX_RTCP_SSRCS, PeerTransport, TransportState
 from mediapod.transport.srtp import AES128_CM_SHA1_80, SrtpSession
 from mediapod.transport.udp import UdpMux
+from tests.unit.transport.test_udp_mux import binding_request
 
 FINGERPRINT = [("sha-256", "AB:" * 31 + "AB")]
 
@@ -32,11 +34,26 @@ async def mux() -> AsyncIterator[UdpMux]:
     mux.close()
 
 
-def transport(mux: UdpMux, connect_timeout: float = 20.0) -> tuple[PeerTransport, list[TransportState]]:
-    peer = PeerTransport(mux, DtlsCertificate.generate().ssl_context(), connect_timeout)
-    states: list[TransportState] = []
-    peer.on_state = states.append
-    return peer, states
+class Owner:
+    """What a transport delivered to its owner."""
+
+    def __init__(self) -> None:
+        self.rtp: list[bytes] = []
+        self.rtcp: list[list[RtcpPacket]] = []
+        self.states: list[TransportState] = []
+
+
+def transport(mux: UdpMux, connect_timeout: float = 20.0) -> tuple[PeerTransport, Owner]:
+    owner = Owner()
+    peer = PeerTransport(
+        mux,
+        DtlsCertificate.generate().ssl_context(),
+        on_rtp=owner.rtp.append,
+        on_rtcp=owner.rtcp.append,
+        on_state=owner.states.append,
+        connect_timeout=connect_timeout,
+    )
+    return peer, owner
 
 
 def keyed(peer: PeerTransport) -> SrtpSession:
@@ -51,17 +68,17 @@ def rtcp_receiver_report(sender_ssrc: int) -> bytes:
 
 
 async def test_a_transport_never_negotiated_never_times_out(mux: UdpMux) -> None:
-    peer, states = transport(mux, connect_timeout=0.05)
+    peer, owner = transport(mux, connect_timeout=0.05)
     await asyncio.sleep(0.2)
-    assert states == []
+    assert owner.states == []
     assert mux.counters.transport_connect_timeouts == 0
 
 
 async def test_a_negotiated_transport_that_never_connects_is_given_up(mux: UdpMux) -> None:
-    peer, states = transport(mux, connect_timeout=0.05)
+    peer, owner = transport(mux, connect_timeout=0.05)
     peer.set_remote_parameters("remote", FINGERPRINT)
     await asyncio.sleep(0.2)
-    assert states == [TransportState.NEVER_CONNECTED]
+    assert owner.states == [TransportState.NEVER_CONNECTED]
     assert mux.counters.transport_connect_timeouts == 1
     assert not mux._by_ufrag, "a given-up transport still holds its ufrag on the port"
 
@@ -71,45 +88,32 @@ async def test_consent_runs_only_after_the_first_successful_check(
 ) -> None:
     monkeypatch.setattr(ice, "CONSENT_TIMEOUT", 0.05)
     monkeypatch.setattr(peer_module, "CONSENT_SWEEP_INTERVAL", 0.02)
-    peer, states = transport(mux)
+    peer, owner = transport(mux)
     await asyncio.sleep(0.2)
-    assert states == [], "an unused PeerConnection lost consent it never had"
+    assert owner.states == [], "an unused PeerConnection lost consent it never had"
 
-    peer.ice.last_consent = time.monotonic()  # what a successful check does
-    peer.on_checked(("127.0.0.1", 5000), nominated=True)
+    assert peer.check(parse_stun(binding_request(peer)), ("127.0.0.1", 5000)).ok
     await asyncio.sleep(0.2)
-    assert states == [TransportState.FAILED]
+    assert owner.states == [TransportState.FAILED]
     assert mux.counters.consent_expiries == 1
 
 
 async def test_rtp_is_handed_over_still_encrypted_and_decrypted_on_request(mux: UdpMux) -> None:
-    peer, _ = transport(mux)
+    peer, owner = transport(mux)
     remote = keyed(peer)
-    handed: list[bytes] = []
-    peer.on_rtp = handed.append
     plain = struct.pack("!BBHII", 0x80, 111, 7, 960, 0x1234) + b"opus"
     protected = remote.protect_rtp(plain)
 
     peer.on_srtp(protected)
 
-    assert handed == [protected]
+    assert owner.rtp == [protected]
     assert peer.unprotect_rtp(protected) == plain
 
 
-async def test_rtp_nobody_takes_is_dropped_without_decryption(mux: UdpMux) -> None:
-    peer, _ = transport(mux)
-    keyed(peer)
-    # Garbage where ciphertext and tag would be: decrypting would fail authentication.
-    peer.on_srtp(struct.pack("!BBHII", 0x80, 111, 7, 960, 0x1234) + secrets.token_bytes(30))
-    assert mux.counters.drops["rtp_unknown_ssrc"] == 1
-    assert mux.counters.drops["srtp_auth_failed"] == 0
-
-
 async def test_srtcp_sender_ssrcs_are_capped_per_transport(mux: UdpMux) -> None:
-    peer, _ = transport(mux)
+    peer, owner = transport(mux)
     remote = keyed(peer)
-    received: list[object] = []
-    peer.on_rtcp = received.append
+    received = owner.rtcp
     for ssrc in range(1, MAX_RTCP_SSRCS + 1):
         peer.on_srtp(remote.protect_rtcp(rtcp_receiver_report(ssrc)))
     assert len(received) == MAX_RTCP_SSRCS
@@ -122,12 +126,10 @@ async def test_srtcp_sender_ssrcs_are_capped_per_transport(mux: UdpMux) -> None:
 
 
 async def test_forged_srtcp_does_not_use_up_the_ssrc_cap(mux: UdpMux) -> None:
-    peer, _ = transport(mux)
+    peer, owner = transport(mux)
     remote = keyed(peer)
     for ssrc in range(1, MAX_RTCP_SSRCS + 10):
         peer.on_srtp(rtcp_receiver_report(ssrc) + secrets.token_bytes(14))
     assert mux.counters.drops["srtp_auth_failed"] == MAX_RTCP_SSRCS + 9
-    received: list[object] = []
-    peer.on_rtcp = received.append
     peer.on_srtp(remote.protect_rtcp(rtcp_receiver_report(424242)))
-    assert len(received) == 1
+    assert len(owner.rtcp) == 1

@@ -94,7 +94,13 @@ async def mux() -> AsyncIterator[UdpMux]:
 
 @pytest.fixture
 async def peer(mux: UdpMux) -> AsyncIterator[PeerTransport]:
-    peer = PeerTransport(mux, DtlsCertificate.generate().ssl_context())
+    peer = PeerTransport(
+        mux,
+        DtlsCertificate.generate().ssl_context(),
+        on_rtp=lambda packet: None,
+        on_rtcp=lambda packets: None,
+        on_state=lambda state: None,
+    )
     yield peer
     peer.close()
 
