@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 SERVER_VERSION = "0.1.0"
 # A client has this long after opening the stream to send its JoinRequest.
 JOIN_TIMEOUT = 10.0
+# Time given to a session's last responses (a leave, say) to go out.
+FLUSH_TIMEOUT = 2.0
 
 
 def status_of(code: ErrorCode) -> grpc.StatusCode:
@@ -256,12 +258,16 @@ class SignalServicer(signal_pb2_grpc.SignalServicer):
             sink.end()
             if sink.stalled:
                 writer.cancel()  # the client takes nothing: no leave can reach it
+                flushed = False
             else:
-                # Let the writer flush what is queued (a leave, say) unless the stream is gone.
-                try:
-                    await asyncio.wait_for(writer, 2.0)
-                except (asyncio.TimeoutError, asyncio.CancelledError, grpc.aio.AioRpcError):
-                    writer.cancel()
+                flushed = await _flush(writer, FLUSH_TIMEOUT)
+        if not flushed:
+            log.info("participant %s: its client is not reading; the stream is abandoned", participant.identity)
+            # grpc.aio cannot send a status behind a message that waits for flow
+            # control the client never opens (the status send would hang, then
+            # fail at shutdown). Ending as cancelled sends nothing; the stream
+            # goes with the client's connection or the server's stop.
+            raise asyncio.CancelledError("signal stream not read")
         if violation is not None:
             log.info("participant %s ended for a protocol violation: %s", participant.identity, violation.message)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, violation.message)
@@ -316,6 +322,16 @@ async def _dispatch(participant: Participant, sink: QueueSink, request: signal_p
         raise RequestError(ErrorCode.FAILED_PRECONDITION, "already joined")
     else:
         raise RequestError(ErrorCode.INVALID_ARGUMENT, "empty SignalRequest")
+
+
+async def _flush(writer: asyncio.Task[None], timeout: float) -> bool:
+    """Let the writer send what is queued (a leave, say); False if the stream did not take it in time."""
+    try:
+        await asyncio.wait_for(writer, timeout)
+        return True
+    except (TimeoutError, asyncio.CancelledError, grpc.aio.AioRpcError):
+        writer.cancel()
+        return False
 
 
 async def _write_responses(sink: QueueSink, context: grpc.aio.ServicerContext, timeout: float) -> None:

@@ -8,18 +8,28 @@ pod process, real aiortc peers and real DTLS-SRTP on loopback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import os
+import re
 import secrets
 import time
+from pathlib import Path
 
+import grpc
+import pytest
+from aiortc import RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
 from mediapod import client
-from mediapod.protocol import signal_pb2
+from mediapod.auth import AccessToken, VideoGrant
+from mediapod.config import DEV_API_KEY, DEV_API_SECRET, LimitsConfig
+from mediapod.protocol import models_pb2, room_service_pb2, room_service_pb2_grpc, signal_pb2
 from tests.support.bystander import Bystander
 from tests.support.hostile_peers import IdleSubscriber, SsrcFlood, silence_consent, until_connected
 from tests.support.mediapod_process import MediaPodProcess
 from tests.support.peers import FrameLog, eventually
+from tests.support.raw_signal import RawSignalStream, invalid_utf8
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -181,3 +191,263 @@ def test_item8_one_byte_extension_id0_with_length_stops_parsing_per_rfc8285() ->
         buf = _rtp_with_extension_block(0xBEDE, block, payload)
         assert RtpPacket.parse(buf).extensions == {1: b"\xaa"}
         assert get_header_extension(buf, 1) == b"\xaa"
+
+
+# --- items 3-7: signaling ------------------------------------------------------
+
+
+def _offer(sdp: str) -> signal_pb2.SignalRequest:
+    return signal_pb2.SignalRequest(offer=signal_pb2.SessionDescription(type="offer", sdp=sdp))
+
+
+def _add_track(cid: str, kind: int = models_pb2.AUDIO) -> signal_pb2.SignalRequest:
+    return signal_pb2.SignalRequest(add_track=signal_pb2.AddTrackRequest(cid=cid, name=cid, type=kind))
+
+
+def _bearer(token: str) -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+async def _aiortc_offer(audio: int, video: int) -> str:
+    """A real browser-like publisher offer (aiortc's) with that many send-only m-lines."""
+    pc = RTCPeerConnection()
+    for kind, count in (("audio", audio), ("video", video)):
+        for _ in range(count):
+            pc.addTransceiver(kind, direction="sendonly")
+    offer = await pc.createOffer()
+    await pc.close()
+    return offer.sdp
+
+
+async def _maximum_offer(limits: LimitsConfig) -> str:
+    """A valid offer at both SDP limits: max_sdp_media m-lines, padded to just under max_sdp_size bytes."""
+    sdp = await _aiortc_offer(audio=limits.max_sdp_media // 2, video=limits.max_sdp_media - limits.max_sdp_media // 2)
+    head, _, media = sdp.partition("\r\nm=")
+    pad_line = "a=x-padding:" + "p" * 60 + "\r\n"
+    room = limits.max_sdp_size - len(sdp.encode()) - 2
+    padding = pad_line * (room // len(pad_line))
+    offer = f"{head}\r\n{padding}m={media}"
+    assert limits.max_sdp_size - len(pad_line) < len(offer.encode()) <= limits.max_sdp_size
+    assert offer.count("\nm=") == limits.max_sdp_media
+    return offer
+
+
+async def test_item3_oversized_offers_are_refused_unparsed_and_max_offers_do_not_stall_media(media_pod: MediaPodProcess) -> None:
+    pod, limits = media_pod, LimitsConfig()
+    maximum = await _maximum_offer(limits)
+    async with Bystander(pod) as bystander:
+        room = f"offers-{secrets.token_hex(3)}"
+        async with await client.connect(pod.grpc_target, pod.token(room, "offerer"), auto_subscribe=False) as offerer:
+            # Text that is no SDP at all is refused for its size, not its syntax: it was never parsed.
+            oversized = {
+                "max_sdp_size": "x" * (limits.max_sdp_size + 1),
+                "max_sdp_media": "\r\nm=audio 9 RTP/AVP 0" * (limits.max_sdp_media + 1),
+            }
+            for setting, text in oversized.items():
+                with pytest.raises(client.RequestFailed) as refused:
+                    await offerer.request(_offer(text), expect="answer")
+                assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT, refused.value
+                assert f"limits.{setting}" in refused.value.message and "invalid SDP" not in refused.value.message
+
+            start = time.monotonic()
+            for _ in range(8):
+                answer = await offerer.request(_offer(maximum), expect="answer", timeout=20)
+                assert answer.answer.sdp.count("\nm=") == limits.max_sdp_media
+            await asyncio.sleep(max(0.0, start + 2 - time.monotonic()))
+            end = time.monotonic()
+        per_second = bystander.frames_per_second(start, end)
+        assert min(per_second) >= 28, per_second
+    assert "Traceback" not in pod.log_text()
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident set size of a process (proc(5) status VmRSS), in MB."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+async def _join_and_leave(pod: MediaPodProcess, room: str, times: int, metadata: str = "") -> None:
+    """Participants that join and hang up: each sends everyone else two updates carrying its metadata."""
+    token = AccessToken(DEV_API_KEY, DEV_API_SECRET).with_identity("passer-by").with_metadata(metadata)
+    token = token.with_grant(VideoGrant(room_join=True, room=room)).to_jwt()
+    for _ in range(times):
+        stream = RawSignalStream(pod.grpc_target)
+        try:
+            await stream.join(token)
+        finally:
+            await stream.close()
+
+
+async def test_item4_a_client_that_never_reads_is_disconnected_as_stalled_and_memory_returns(media_pod: MediaPodProcess) -> None:
+    pod, room = media_pod, f"stall-{secrets.token_hex(3)}"
+    assert pod.process is not None
+    await _join_and_leave(pod, room, 3, metadata="m" * 60_000)  # warm the code paths up before the baseline
+    baseline = _rss_mb(pod.process.pid)
+    never_reads = RawSignalStream(pod.grpc_target)
+    try:
+        await never_reads.join(pod.token(room, "never-reads"))
+        deadline = time.monotonic() + 60
+        while not pod.metric("switchboard_participants_left_total", reason="signal_stalled"):
+            assert time.monotonic() < deadline, "a client that never reads was never disconnected"
+            await _join_and_leave(pod, room, 5, metadata="m" * 60_000)
+        async with grpc.aio.insecure_channel(pod.grpc_target) as channel:
+            listed = await room_service_pb2_grpc.RoomServiceStub(channel).ListParticipants(
+                room_service_pb2.ListParticipantsRequest(room=room), metadata=_bearer(pod.admin_token(room))
+            )
+        assert "never-reads" not in {p.identity for p in listed.participants}
+        # More traffic in its room no longer reaches it, or the pod's memory.
+        await _join_and_leave(pod, room, 20, metadata="m" * 60_000)
+        assert pod.metric("switchboard_participants_left_total", reason="signal_stalled") == 1
+        assert _rss_mb(pod.process.pid) - baseline < 20, (baseline, _rss_mb(pod.process.pid))
+    finally:
+        await never_reads.close()
+
+
+async def test_item5_a_removed_participant_is_refused_everything_and_the_others_hear_nothing_of_it(tmp_path: Path) -> None:
+    # Room enough to queue what a non-reading client is sent, so removal, not a stall, ends it.
+    pod = MediaPodProcess(env={"SWITCHBOARD_LIMITS__SIGNAL_QUEUE_SIZE": str(64 << 20), "SWITCHBOARD_LIMITS__SIGNAL_WRITE_TIMEOUT": "60"})
+    pod.start(str(tmp_path))
+    room = f"removed-{secrets.token_hex(3)}"
+    pc = RTCPeerConnection()
+    pc.addTrack(VideoStreamTrack())
+    offer = await pc.createOffer()
+    await pc.close()
+    track_cid = re.search(r"a=msid:\S+ (\S+)", offer.sdp).group(1)  # type: ignore[union-attr]
+    ghost = RawSignalStream(pod.grpc_target)
+    try:
+        async with await client.connect(pod.grpc_target, pod.token(room, "watcher")) as watcher:
+            ghost_sid = (await ghost.join(pod.token(room, "ghost"))).participant.sid
+            await watcher.wait_for(lambda s: ghost_sid in s.participants)
+            # The ghost reads nothing: a few MB of others' updates back its stream up,
+            # so the server's writes to it wait (the case where it kept being served).
+            await _join_and_leave(pod, room, 60, metadata="m" * 60_000)
+            async with grpc.aio.insecure_channel(pod.grpc_target) as channel:
+                await room_service_pb2_grpc.RoomServiceStub(channel).RemoveParticipant(
+                    room_service_pb2.RoomParticipantIdentity(room=room, identity="ghost"), metadata=_bearer(pod.admin_token(room))
+                )
+            await watcher.wait_for(lambda s: ghost_sid not in s.participants)
+            # It keeps talking: announces a track and offers it, twice.
+            for request in (_add_track(track_cid, models_pb2.VIDEO), _offer(offer.sdp), _add_track("more"), _offer(offer.sdp)):
+                with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                    await asyncio.wait_for(ghost.write(request), 2)
+            await asyncio.sleep(1)  # whatever those requests caused would have reached the watcher by now
+            about_ghost = [
+                p for m in watcher.messages if m.WhichOneof("message") == "update" for p in m.update.participants if p.sid == ghost_sid
+            ]
+            assert [p.state for p in about_ghost][-1:] == [models_pb2.ParticipantInfo.DISCONNECTED], about_ghost
+            assert not any(p.tracks for p in about_ghost), about_ghost
+            assert not [m for m in watcher.messages if m.WhichOneof("message") in ("offer", "track_published")]
+            assert not watcher.remote_tracks
+        assert pod.metric("switchboard_published_tracks") == 0
+        assert pod.metric("switchboard_participants_left_total", reason="participant_removed") == 1
+        assert pod.log_text().count("participant ghost left") == 1
+    finally:
+        await ghost.close()
+        pod.stop()
+
+
+def _limit_value(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+async def test_item6_claims_and_track_counts_over_their_limits_are_refused_with_documented_defaults(tmp_path: Path) -> None:
+    limits = LimitsConfig()
+    # Published and pending track caps lowered so a test publishes 3 tracks, not 32.
+    pod = MediaPodProcess(env={"SWITCHBOARD_LIMITS__MAX_PUBLISHED_TRACKS": "3", "SWITCHBOARD_LIMITS__MAX_PENDING_TRACKS": "2"})
+    pod.start(str(tmp_path))
+    room = f"limits-{secrets.token_hex(3)}"
+
+    def token(identity: str = "someone", name: str = "", metadata: str = "", attributes: dict[str, str] | None = None) -> str:
+        base = AccessToken(DEV_API_KEY, DEV_API_SECRET).with_identity(identity).with_name(name).with_metadata(metadata)
+        return base.with_attributes(attributes or {}).with_grant(VideoGrant(room_join=True, room=room)).to_jwt()
+
+    try:
+        over = {
+            "identity": token(identity="i" * (limits.max_identity_length + 1)),
+            "name": token(name="n" * (limits.max_name_length + 1)),
+            "metadata": token(metadata="m" * (limits.max_metadata_size + 1)),
+            "attributes": token(attributes={"k": "v" * limits.max_attributes_size}),
+        }
+        for claim, refused_token in over.items():
+            with pytest.raises(client.JoinError) as refused:
+                await client.connect(pod.grpc_target, refused_token)
+            assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT, refused.value
+            assert f"participant {claim} " in refused.value.details and f"limits.max_{claim}" in refused.value.details
+        at_limits = token(
+            identity="i" * limits.max_identity_length,
+            name="n" * limits.max_name_length,
+            metadata="m" * limits.max_metadata_size,
+            attributes={"k": "v" * (limits.max_attributes_size - 1)},
+        )
+        async with await client.connect(pod.grpc_target, at_limits) as accepted:
+            assert len(accepted.participant.metadata) == limits.max_metadata_size
+
+        async with await client.connect(pod.grpc_target, pod.token(room, "announcer"), auto_subscribe=False) as announcer:
+            for cid in ("a0", "a1"):
+                await announcer.request(_add_track(cid), expect="track_published")
+            with pytest.raises(client.RequestFailed) as pending:
+                await announcer.request(_add_track("a2"), expect="track_published")
+            assert pending.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "limits.max_pending_tracks" in pending.value.message
+        async with await client.connect(pod.grpc_target, pod.token(room, "publisher"), auto_subscribe=False) as publisher:
+            await publisher.publish(AudioStreamTrack())
+            await publisher.publish(VideoStreamTrack())
+            await publisher.request(_add_track("third"), expect="track_published")
+            with pytest.raises(client.RequestFailed) as published:
+                await publisher.request(_add_track("fourth"), expect="track_published")
+            assert published.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "limits.max_published_tracks" in published.value.message
+    finally:
+        pod.stop()
+    # Every limit and its default are in the README's Limits section.
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.partition("\n## Limits\n")[2].partition("\n## ")[0]
+    for setting, default in dataclasses.asdict(limits).items():
+        assert re.search(rf"\|\s*`limits\.{setting}`\s*\|\s*{re.escape(_limit_value(default))}\s*\|", section), setting
+
+
+async def test_item7_undecodable_requests_unusable_fingerprints_and_roomless_admin_tokens_are_refused(
+    media_pod: MediaPodProcess,
+) -> None:
+    pod, room = media_pod, f"garbage-{secrets.token_hex(3)}"
+    # Bytes that are no protobuf, as the first message.
+    garbage = RawSignalStream(pod.grpc_target)
+    try:
+        await garbage.write(b"\xff\xff\xff\xff")
+        code, details = await asyncio.wait_for(garbage.status(), 5)
+    finally:
+        await garbage.close()
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "could not be decoded" in details, (code, details)
+    # A participant sending a string field that is not UTF-8.
+    broken = RawSignalStream(pod.grpc_target)
+    try:
+        await broken.join(pod.token(room, "broken"))
+        remove = signal_pb2.SignalRequest(remove_track=signal_pb2.RemoveTrackRequest(sid="not-utf8"))
+        await broken.write(invalid_utf8(remove, "not-utf8"))
+        code, details = await asyncio.wait_for(broken.status(), 5)
+    finally:
+        await broken.close()
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "UTF-8" in details, (code, details)
+    assert pod.metric("switchboard_participants_left_total", reason="protocol_violation") == 1
+
+    # An offer whose only fingerprints use a hash the DTLS handshake cannot check.
+    offer = await _aiortc_offer(audio=1, video=0)
+    md5_only = re.sub(r"a=fingerprint:\S+ ", "a=fingerprint:md5 ", offer)
+    async with await client.connect(pod.grpc_target, pod.token(room, "offerer")) as offerer:
+        with pytest.raises(client.RequestFailed) as refused:
+            await offerer.request(_offer(md5_only), expect="answer")
+        assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT and "fingerprint" in refused.value.message
+        await offerer.request(_offer(offer), expect="answer")  # the same offer with its own fingerprints is fine
+
+    # Admin tokens: roomAdmin is for the room the token names.
+    async with grpc.aio.insecure_channel(pod.grpc_target) as channel:
+        rooms = room_service_pb2_grpc.RoomServiceStub(channel)
+        request = room_service_pb2.ListParticipantsRequest(room=room)
+        for admin_token, reason in ((pod.admin_token(), "names no room"), (pod.admin_token("elsewhere"), "not")):
+            with pytest.raises(grpc.aio.AioRpcError) as denied:
+                await rooms.ListParticipants(request, metadata=_bearer(admin_token))
+            assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED and reason in (denied.value.details() or "")
+        await rooms.ListParticipants(request, metadata=_bearer(pod.admin_token(room)))
+    assert "Traceback" not in pod.log_text()
