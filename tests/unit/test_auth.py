@@ -74,6 +74,14 @@ def test_token_round_trips_through_the_verifier() -> None:
     )
 
 
+def test_attributes_claim_round_trips_as_livekit_spells_it() -> None:
+    token = AccessToken(API_KEY, API_SECRET).with_identity("alice").with_attributes({"role": "host", "desk": "4"})
+    encoded = token.to_jwt()
+    assert jwt.decode(encoded, options={"verify_signature": False})["attributes"] == {"role": "host", "desk": "4"}
+    assert VERIFIER.verify(encoded).attributes == {"role": "host", "desk": "4"}
+    assert VERIFIER.verify(AccessToken(API_KEY, API_SECRET).with_identity("bob").to_jwt()).attributes == {}
+
+
 def test_payload_uses_livekit_claim_names() -> None:
     raw = jwt.decode(_token().with_name("Alice").to_jwt(), options={"verify_signature": False})
 
@@ -233,6 +241,8 @@ def test_garbage_strings_are_invalid_tokens(garbage: str) -> None:
         pytest.param({"video": {"room": 5}}, "'room' must be a string, got number", id="room-as-number"),
         pytest.param({"name": {"first": "a"}}, "'name' claim must be a string, got object", id="name-object"),
         pytest.param({"metadata": 1}, "'metadata' claim must be a string, got number", id="metadata-number"),
+        pytest.param({"attributes": "a=b"}, "'attributes' claim must be an object, got string", id="attributes-string"),
+        pytest.param({"attributes": {"a": 1}}, "attribute 'a' must be a string, got number", id="attribute-number"),
         pytest.param({"iss": ["APIkey1"]}, "no API key", id="iss-array"),
         pytest.param({"sub": 42}, None, id="sub-number"),
         pytest.param({"exp": "soon"}, None, id="exp-string"),

@@ -73,3 +73,10 @@ def test_bad_config_files_are_refused_with_a_reason(tmp_path: Path, yaml_text: s
 def test_missing_config_file_is_refused_with_its_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="nope.yaml"):
         load_config(["--dev", "--config", str(tmp_path / "nope.yaml")], env={})
+
+
+def test_limits_come_from_the_environment_and_must_be_positive() -> None:
+    config = load_config(["--dev"], env={"SWITCHBOARD_LIMITS__MAX_METADATA_SIZE": "1000", "SWITCHBOARD_LIMITS__SIGNAL_WRITE_TIMEOUT": "2.5"})
+    assert (config.limits.max_metadata_size, config.limits.signal_write_timeout) == (1000, 2.5)
+    with pytest.raises(ConfigError, match="limits.max_sdp_media must be positive"):
+        load_config(["--dev"], env={"SWITCHBOARD_LIMITS__MAX_SDP_MEDIA": "0"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 
 import pytest
@@ -23,6 +24,7 @@ from mediapod.rtc.sdp import (
     SdpError,
     SessionDescription,
     parse,
+    parse_off_loop,
     select_codec,
     write_answer,
     write_offer,
@@ -750,3 +752,21 @@ def test_random_attribute_lines_parse_or_raise_sdp_error(lines: list[tuple[str, 
         parse("offer", text)
     except SdpError:
         pass
+
+
+async def test_parse_off_loop_parses_in_the_sdp_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    threads = []
+
+    def recording_parse(sdp_type: str, text: str) -> SessionDescription:
+        threads.append(threading.current_thread())
+        return parse(sdp_type, text)
+
+    monkeypatch.setattr("mediapod.rtc.sdp.parse", recording_parse)
+    offer = await parse_off_loop("offer", CHROME_OFFER)
+    assert offer == parse("offer", CHROME_OFFER)
+    assert threads and threads[0] is not threading.current_thread() and threads[0].name.startswith("sdp-parse")
+
+
+async def test_parse_off_loop_raises_the_parse_error() -> None:
+    with pytest.raises(SdpError):
+        await parse_off_loop("offer", "v=0\r\nm=audio 9 RTP/AVP 0\r\n")
