@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 from mediapod.config import MediaConfig
@@ -71,7 +70,6 @@ class MediaNode:
             metadata=metadata,
         )
         room = Room(name, new_sid("RM_"), settings, self.context, on_closed=self._on_room_closed, limits=self.config.limits)
-        room.created_at = time.time()
         self.rooms[name] = room
         log.info("room %s created", name)
         return room

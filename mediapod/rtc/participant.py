@@ -331,9 +331,9 @@ class Participant:
                 clock_rate=codec.clock_rate,
                 # Simulcast layers signal no SSRCs: they are learned from the rid extension.
                 ssrc=ssrcs[0] if ssrcs and not rids else 0,
-                request_keyframe=self.publisher.request_keyframe,
+                send_pli=self.publisher.send_pli,
                 # NACK the publisher for uplink loss only if it said it retransmits.
-                on_gap=self.publisher.schedule_nacks if ("nack", "") in codec.feedback else None,
+                on_gap=self.publisher.nacks.wake if ("nack", "") in codec.feedback else None,
                 layer=index,
             )
             self.publisher.add_receiver(media, receiver, rid, codec.payload_type if rtx is not None and rid else None)

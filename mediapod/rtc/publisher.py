@@ -7,7 +7,6 @@ header extension of the first packet.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import struct
 import time
@@ -26,7 +25,7 @@ from mediapod.rtp.rtcp import (
     SenderReport,
 )
 from mediapod.rtp.rtx import unwrap_rtx
-from mediapod.sfu.nack import REORDER_GRACE
+from mediapod.sfu.nack import NackScheduler
 from mediapod.sfu.receiver import TrackReceiver
 from mediapod.transport.peer import TransportState
 
@@ -55,7 +54,8 @@ class PublisherConnection:
         self._rtx_by_mid: dict[tuple[str, str], tuple[TrackReceiver, int]] = {}  # (mid, rid) -> RTX target
         self._audio_levels: dict[TrackReceiver, AudioLevelTap] = {}
         self._rtx: dict[int, tuple[TrackReceiver, int]] = {}  # RTX SSRC -> (receiver, primary payload type)
-        self._nack_timer: asyncio.TimerHandle | None = None
+        # Uplink loss recovery for every stream of this connection (receivers wake it on gaps).
+        self.nacks = NackScheduler(self._send_nack, self._count_lost)
 
     def answer(self, offer: SessionDescription, answers: list[AnswerMedia]) -> str:
         """Apply an offer whose m-lines were already matched to tracks; return our answer."""
@@ -99,6 +99,7 @@ class PublisherConnection:
         self._rtx[rtx_ssrc] = (receiver, payload_type)
 
     def remove_receiver(self, receiver: TrackReceiver) -> None:
+        self.nacks.forget(receiver)
         self._audio_levels.pop(receiver, None)
         for table in (self._by_ssrc, self._by_mid):
             for key in [k for k, r in table.items() if r is receiver]:
@@ -107,33 +108,15 @@ class PublisherConnection:
             for key in [k for k, (r, _) in rtx_table.items() if r is receiver]:
                 del rtx_table[key]
 
-    def schedule_nacks(self) -> None:
-        """A receiver saw a gap: send NACKs once the reorder grace has passed."""
-        if self._nack_timer is None:
-            self._nack_timer = asyncio.get_running_loop().call_later(REORDER_GRACE, self._flush_nacks)
+    def _send_nack(self, media_ssrc: int, lost: list[int]) -> None:
+        self.transport.send_rtcp(Nack(sender_ssrc=self.rtcp_ssrc, media_ssrc=media_ssrc, lost=lost).serialize())
+        self._counters.nacks_sent += 1
 
-    def _flush_nacks(self) -> None:
-        self._nack_timer = None
-        now = time.monotonic()
-        counters = self._counters
-        next_due: float | None = None
-        for receiver in set(self._by_ssrc.values()):
-            generator = receiver.nacks
-            if generator is None:
-                continue
-            due, given_up = receiver.due_nacks(now)
-            counters.packets_lost += given_up
-            if due:
-                nack = Nack(sender_ssrc=self.rtcp_ssrc, media_ssrc=receiver.ssrc, lost=due)
-                self.transport.send_rtcp(nack.serialize())
-                counters.nacks_sent += 1
-            pending = generator.next_due()
-            if pending is not None and (next_due is None or pending < next_due):
-                next_due = pending
-        if next_due is not None:
-            self._nack_timer = asyncio.get_running_loop().call_later(max(next_due - now, 0.005), self._flush_nacks)
+    def _count_lost(self, given_up: int) -> None:
+        self._counters.packets_lost += given_up
 
-    def request_keyframe(self, media_ssrc: int) -> None:
+    def send_pli(self, media_ssrc: int) -> None:
+        """Ask the publisher for a keyframe of media_ssrc (RFC 4585 PLI); throttling is the receiver's."""
         self.transport.send_rtcp(PictureLossIndication(sender_ssrc=self.rtcp_ssrc, media_ssrc=media_ssrc).serialize())
         self._counters.plis_sent += 1
 
@@ -146,9 +129,7 @@ class PublisherConnection:
             self.transport.send_rtcp(ReceiverReport(ssrc=self.rtcp_ssrc, reports=reports[:31]).serialize())
 
     def close(self) -> None:
-        if self._nack_timer is not None:
-            self._nack_timer.cancel()
-            self._nack_timer = None
+        self.nacks.close()
         self.transport.close()
         self._by_ssrc.clear()
         self._by_mid.clear()

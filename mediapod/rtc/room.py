@@ -216,7 +216,6 @@ class Room:
         leave = LeaveReason.SERVER_SHUTDOWN if reason == "server shutdown" else LeaveReason.ROOM_DELETED
         for participant in list(self.participants.values()):
             self.remove_participant(participant, leave)
-        self._cancel_close_timer()
         self._on_closed(self)
 
     def _arm_close_timer(self) -> None:

@@ -3,9 +3,16 @@
 When a sequence gap appears, each missing number is NACKed after a short
 reorder grace, then again every RTT until it arrives, up to a retry limit
 (RFC 4585 generic NACK). Packets that never arrive are reported as lost.
+A NackGenerator keeps one stream's missing numbers; the NackScheduler of a
+publisher connection runs one timer for all its streams that have any.
 """
 
 from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Protocol
 
 # A packet a few milliseconds late is usually reordered, not lost.
 REORDER_GRACE = 0.01
@@ -21,18 +28,13 @@ MAX_MISSING = 300
 class NackGenerator:
     """Tracks missing sequence numbers of one stream and says when to NACK them."""
 
-    __slots__ = ("_highest", "_missing", "lost", "gaps")
+    __slots__ = ("_highest", "_missing", "lost")
 
     def __init__(self) -> None:
         self._highest: int | None = None
         # missing sequence number -> [next NACK time, attempts made]
         self._missing: dict[int, list[float]] = {}
         self.lost = 0   # missing packets given up on
-        self.gaps = 0   # missing packets detected
-
-    @property
-    def pending(self) -> bool:
-        return bool(self._missing)
 
     def on_packet(self, sequence_number: int, now: float) -> bool:
         """Record an arrival; True if a new gap opened (a NACK flush is due)."""
@@ -58,7 +60,6 @@ class NackGenerator:
             if len(self._missing) >= MAX_MISSING:
                 break
             self._missing[(highest + offset) & 0xFFFF] = [due, 0]
-            self.gaps += 1
         return True
 
     def due(self, now: float) -> list[int]:
@@ -81,3 +82,65 @@ class NackGenerator:
 
     def next_due(self) -> float | None:
         return min((state[0] for state in self._missing.values()), default=None)
+
+
+class NackSource(Protocol):
+    """A received stream with a NackGenerator, as the scheduler sees it."""
+
+    @property
+    def ssrc(self) -> int: ...
+
+    def due_nacks(self, now: float) -> tuple[list[int], int]:
+        """Sequence numbers to NACK now, and how many were just given up on."""
+        ...
+
+    def next_nack_due(self) -> float | None: ...
+
+
+class NackScheduler:
+    """Flushes the NACKs of one publisher connection's streams on a single timer.
+
+    A stream that sees a gap wakes the scheduler, which waits out the reorder
+    grace, then asks every stream with missing packets what is due, hands the
+    result to ``send_nack(media_ssrc, sequence_numbers)``, reports packets
+    given up on to ``on_lost``, and sleeps until the earliest retry.
+    """
+
+    def __init__(self, send_nack: Callable[[int, list[int]], None], on_lost: Callable[[int], None]) -> None:
+        self._send_nack = send_nack
+        self._on_lost = on_lost
+        self._sources: set[NackSource] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def wake(self, source: NackSource) -> None:
+        """source saw a new gap: NACK it once the reorder grace has passed."""
+        self._sources.add(source)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(REORDER_GRACE, self._flush)
+
+    def forget(self, source: NackSource) -> None:
+        self._sources.discard(source)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._sources.clear()
+
+    def _flush(self) -> None:
+        self._timer = None
+        now = time.monotonic()
+        next_due: float | None = None
+        for source in list(self._sources):
+            due, given_up = source.due_nacks(now)
+            if given_up:
+                self._on_lost(given_up)
+            if due:
+                self._send_nack(source.ssrc, due)
+            pending = source.next_nack_due()
+            if pending is None:
+                self._sources.discard(source)
+            elif next_due is None or pending < next_due:
+                next_due = pending
+        if next_due is not None:
+            self._timer = asyncio.get_running_loop().call_later(max(next_due - now, 0.005), self._flush)

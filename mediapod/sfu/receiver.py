@@ -97,8 +97,10 @@ class TrackReceiver:
 
     Every packet is kept in ``buffer`` for retransmission to subscribers.
     With ``on_gap`` set (the publisher negotiated NACK), sequence gaps are
-    tracked in ``nacks`` and on_gap asks the owner to flush NACKs soon;
-    duplicates (a retransmission of something already here) are dropped.
+    tracked by a NackGenerator and on_gap(self) wakes the connection's
+    NackScheduler; duplicates (a retransmission of something already here)
+    are dropped. ``send_pli`` carries a keyframe request to the publisher,
+    after ``request_keyframe`` has throttled it.
     """
 
     def __init__(
@@ -108,8 +110,8 @@ class TrackReceiver:
         mime_type: str,
         clock_rate: int,
         ssrc: int,
-        request_keyframe: Callable[[int], None],
-        on_gap: Callable[[], None] | None = None,
+        send_pli: Callable[[int], None],
+        on_gap: Callable[[TrackReceiver], None] | None = None,
         layer: int = 0,
     ) -> None:
         self.track_sid = track_sid
@@ -121,16 +123,12 @@ class TrackReceiver:
         self.layer = layer  # simulcast spatial layer, 0 = lowest (or the only one)
         self.stats = ReceptionStats(clock_rate)
         self.buffer = PacketBuffer(VIDEO_CAPACITY if kind == "video" else AUDIO_CAPACITY)
-        self.nacks = NackGenerator() if on_gap is not None else None
+        self._nacks = NackGenerator() if on_gap is not None else None
         self._on_gap = on_gap
         self._downtracks: tuple[DownTrack, ...] = ()
-        self._send_keyframe_request = request_keyframe
+        self._send_pli = send_pli
         self._last_keyframe_request = 0.0
         self.muted = False
-
-    @property
-    def downtracks(self) -> tuple[DownTrack, ...]:
-        return self._downtracks
 
     def add_downtrack(self, downtrack: DownTrack) -> None:
         # A tuple swapped on change keeps per-packet iteration allocation-free
@@ -147,9 +145,9 @@ class TrackReceiver:
             return  # a duplicate: retransmitted after it arrived anyway
         buffer.put(sequence_number, packet)
         self.stats.update(sequence_number, header.timestamp, arrival)
-        nacks = self.nacks
+        nacks = self._nacks
         if nacks is not None and nacks.on_packet(sequence_number, arrival) and self._on_gap is not None:
-            self._on_gap()
+            self._on_gap(self)
         if self.muted:
             return
         layer = self.layer
@@ -162,7 +160,7 @@ class TrackReceiver:
         Giving up on a video packet leaves a frame the decoder cannot use and
         breaks every frame after it, so a keyframe is requested right away.
         """
-        nacks = self.nacks
+        nacks = self._nacks
         if nacks is None:
             return [], 0
         lost_before = nacks.lost
@@ -171,6 +169,10 @@ class TrackReceiver:
         if given_up:
             self.request_keyframe()
         return due, given_up
+
+    def next_nack_due(self) -> float | None:
+        """When the earliest missing packet is due for a (re-)NACK; None when nothing is missing."""
+        return self._nacks.next_due() if self._nacks is not None else None
 
     def set_muted(self, muted: bool) -> None:
         """Stop fan-out while muted (after blank frames); on unmute every DownTrack resumes on a keyframe."""
@@ -193,7 +195,7 @@ class TrackReceiver:
         if now - self._last_keyframe_request < KEYFRAME_REQUEST_INTERVAL:
             return False
         self._last_keyframe_request = now
-        self._send_keyframe_request(self.ssrc)
+        self._send_pli(self.ssrc)
         return True
 
     def close(self) -> None:

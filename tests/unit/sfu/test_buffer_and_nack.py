@@ -33,7 +33,6 @@ def test_gap_is_nacked_after_the_reorder_grace() -> None:
     assert nacks.on_packet(103, now=0.0) is True
     assert nacks.due(now=0.0) == []
     assert nacks.due(now=REORDER_GRACE) == [101, 102]
-    assert nacks.gaps == 2
 
 
 def test_reordered_packet_arriving_within_the_grace_is_not_nacked() -> None:
@@ -42,7 +41,7 @@ def test_reordered_packet_arriving_within_the_grace_is_not_nacked() -> None:
     nacks.on_packet(102, now=0.0)
     nacks.on_packet(101, now=0.001)
     assert nacks.due(now=1.0) == []
-    assert not nacks.pending
+    assert nacks.next_due() is None
 
 
 def test_missing_packet_is_renacked_every_rtt_then_counted_lost() -> None:
@@ -51,7 +50,7 @@ def test_missing_packet_is_renacked_every_rtt_then_counted_lost() -> None:
     nacks.on_packet(3, now=0.0)
     now = REORDER_GRACE
     attempts = 0
-    while nacks.pending:
+    while nacks.next_due() is not None:
         if nacks.due(now) == [2]:
             attempts += 1
         now += RETRY_INTERVAL
@@ -70,4 +69,4 @@ def test_huge_jump_is_a_restart_not_a_loss_burst() -> None:
     nacks = NackGenerator()
     nacks.on_packet(10, now=0.0)
     assert nacks.on_packet(10 + MAX_GAP + 5, now=0.0) is False
-    assert not nacks.pending
+    assert nacks.next_due() is None

@@ -1,10 +1,15 @@
-"""TrackReceiver: buffering, duplicate drops, loss handling and fan-out."""
+"""TrackReceiver and the NackScheduler: buffering, duplicate drops, loss handling and fan-out."""
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from mediapod.rtp.packet import RtpHeader, RtpPacket
 from mediapod.rtp.rtcp import SenderReport
-from mediapod.sfu.nack import MAX_ATTEMPTS, REORDER_GRACE, RETRY_INTERVAL
+from mediapod.sfu import nack
+from mediapod.sfu.nack import MAX_ATTEMPTS, REORDER_GRACE, RETRY_INTERVAL, NackScheduler
 from mediapod.sfu.receiver import ReceptionStats, TrackReceiver
 
 VP8_DELTA = bytes([0x10, 0x01]) + b"delta"
@@ -37,8 +42,8 @@ def video_receiver(keyframe_requests: list[int], with_nack: bool = True) -> Trac
         mime_type="video/VP8",
         clock_rate=90_000,
         ssrc=0x1234,
-        request_keyframe=keyframe_requests.append,
-        on_gap=(lambda: None) if with_nack else None,
+        send_pli=keyframe_requests.append,
+        on_gap=(lambda receiver: None) if with_nack else None,
     )
 
 
@@ -130,3 +135,47 @@ def test_jitter_grows_when_arrivals_stray_from_their_timestamps() -> None:
     for i in range(50):
         stats.update(i, i * 3000, arrival=i * 3000 / 90_000 + (0.01 if i % 2 else 0.0))
     assert stats.report(ssrc=1, now=0.0).jitter > 500  # ~10 ms swings at 90 kHz
+
+
+# --- NackScheduler: one timer per publisher connection ----------------------
+
+
+async def test_scheduler_nacks_a_gap_retries_and_gives_up_with_one_keyframe_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(nack, "RETRY_INTERVAL", 0.02)
+    sent: list[tuple[int, list[int]]] = []
+    lost: list[int] = []
+    plis: list[int] = []
+    scheduler = NackScheduler(lambda ssrc, numbers: sent.append((ssrc, numbers)), lost.append)
+    receiver = TrackReceiver(
+        track_sid="TR_test", kind="video", mime_type="video/VP8", clock_rate=90_000, ssrc=0x1234,
+        send_pli=plis.append, on_gap=scheduler.wake,
+    )
+    receive(receiver, 10)
+    receive(receiver, 13)  # 11 and 12 are missing, and stay missing
+
+    deadline = asyncio.get_running_loop().time() + 5
+    while not lost and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+
+    assert sent == [(0x1234, [11, 12])] * MAX_ATTEMPTS
+    assert lost == [2]
+    assert plis == [0x1234]
+    assert receiver.next_nack_due() is None
+    scheduler.close()
+
+
+async def test_a_late_packet_is_not_nacked_again() -> None:
+    sent: list[tuple[int, list[int]]] = []
+    scheduler = NackScheduler(lambda ssrc, numbers: sent.append((ssrc, numbers)), lambda n: None)
+    receiver = TrackReceiver(
+        track_sid="TR_test", kind="video", mime_type="video/VP8", clock_rate=90_000, ssrc=0x1234,
+        send_pli=lambda ssrc: None, on_gap=scheduler.wake,
+    )
+    receive(receiver, 10)
+    receive(receiver, 12)
+    receive(receiver, 11)  # reordered, within the grace
+    await asyncio.sleep(REORDER_GRACE * 5)
+    assert sent == []
+    scheduler.close()
