@@ -47,7 +47,7 @@ def stun_seeds() -> list[bytes]:
 
 def _walk_vectors() -> list[bytes]:
     return [
-        test_header_extension_walk._packet(profile, block)
+        test_header_extension_walk.rtp_with_block(profile, block)
         for _, profile, block, _ in test_header_extension_walk.VECTORS
     ]
 

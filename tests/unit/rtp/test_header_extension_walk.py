@@ -16,7 +16,8 @@ _FIXED_WITH_X = bytes.fromhex("906000070000007011223344")
 _PAYLOAD = b"\xde\xad"
 
 
-def _packet(profile: int, block_hex: str) -> bytes:
+def rtp_with_block(profile: int, block_hex: str) -> bytes:
+    """A valid RTP packet with this extension block and a two-byte payload; bench/fuzz_seeds.py seeds from these too."""
     block = bytes.fromhex(block_hex)
     assert len(block) % 4 == 0, "a vector's block must be whole words"
     return _FIXED_WITH_X + profile.to_bytes(2, "big") + (len(block) // 4).to_bytes(2, "big") + block + _PAYLOAD
@@ -46,7 +47,7 @@ VECTORS = [
 def test_the_full_parse_finds_exactly_the_elements_and_keeps_the_packet(
     profile: int, block: str, expected: dict[int, bytes]
 ) -> None:
-    buf = _packet(profile, block)
+    buf = rtp_with_block(profile, block)
     packet = RtpPacket.parse(buf)
     assert packet.extensions == expected
     assert packet.payload == _PAYLOAD
@@ -57,7 +58,7 @@ def test_the_full_parse_finds_exactly_the_elements_and_keeps_the_packet(
 def test_the_hot_path_look_up_agrees_with_the_full_parse_for_every_id(
     profile: int, block: str, expected: dict[int, bytes]
 ) -> None:
-    buf = _packet(profile, block)
+    buf = rtp_with_block(profile, block)
     assert {i: v for i in range(256) if (v := get_header_extension(buf, i)) is not None} == expected
 
 
@@ -70,7 +71,7 @@ MALFORMED = [
 
 @pytest.mark.parametrize(("profile", "block"), [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
 def test_an_element_that_lies_about_its_length_is_malformed(profile: int, block: str) -> None:
-    buf = _packet(profile, block)
+    buf = rtp_with_block(profile, block)
     with pytest.raises(MalformedPacket):
         RtpPacket.parse(buf)
     with pytest.raises(MalformedPacket):
@@ -80,5 +81,5 @@ def test_an_element_that_lies_about_its_length_is_malformed(profile: int, block:
 
 
 def test_an_element_found_before_a_broken_one_is_still_returned_by_the_look_up() -> None:
-    buf = _packet(0xBEDE, "10aa13bb")
+    buf = rtp_with_block(0xBEDE, "10aa13bb")
     assert get_header_extension(buf, 1) == b"\xaa"
