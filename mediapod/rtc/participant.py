@@ -10,9 +10,9 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from mediapod.config import LimitsConfig
 from mediapod.rtc.errors import ErrorCode, RequestError
@@ -37,9 +37,6 @@ from mediapod.sfu.downtrack import MAX_TEMPORAL_LAYER
 from mediapod.sfu.receiver import TrackReceiver
 from mediapod.transport.dtls import FINGERPRINT_ALGORITHMS
 from mediapod.transport.peer import TransportState
-
-if TYPE_CHECKING:
-    from mediapod.rtc.room import Room
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +88,33 @@ class SignalSink(Protocol):
     def send_speakers_changed(self, speakers: list[Speaker]) -> None: ...
 
 
+class RoomView(Protocol):
+    """What a participant needs of its room: one lookup, and where to report what it did.
+
+    Room implements it and hands itself in through the constructor, so this
+    module never imports room.py: the room owns its participants and depends
+    on them, not the other way round (LiveKit's room likewise registers its
+    handlers on the participant). The room, not the participant, judges
+    whether a report still matters: it ignores reports from a participant no
+    longer in it.
+    """
+
+    def find_track(self, sid: str) -> PublishedTrack | None:
+        """A track published in the room by anyone, or None."""
+        ...
+
+    def on_track_published(self, publisher: Participant, track: PublishedTrack) -> None: ...
+    def on_track_unpublished(self, publisher: Participant, track: PublishedTrack) -> None: ...
+
+    def broadcast_update(self, participant: Participant) -> None:
+        """The participant's state or tracks changed: tell the others."""
+        ...
+
+    def remove_participant(self, participant: Participant, reason: LeaveReason) -> None:
+        """End the participant's membership (its transport failed, or it misbehaved)."""
+        ...
+
+
 @dataclass(slots=True)
 class _PublishPlan:
     """How one offered m-line will be answered: bound to a track or rejected."""
@@ -139,7 +163,7 @@ class Participant:
 
     def __init__(
         self,
-        room: Room,
+        room: RoomView,
         context: MediaContext,
         identity: str,
         name: str,
@@ -160,7 +184,7 @@ class Participant:
         self.auto_subscribe = auto_subscribe
         self.joined_at = time.time()
         self.state = ParticipantState.JOINING
-        self.room = room
+        self._room = room
         self.sink = sink
         self.tracks: dict[str, PublishedTrack] = {}
         self._announced: dict[str, tuple[str, TrackAnnouncement]] = {}  # cid -> (sid, announcement)
@@ -173,14 +197,14 @@ class Participant:
 
     # -- lifecycle -------------------------------------------------------
 
-    def start(self) -> None:
-        """Called once the client has its join response: begin RTCP, subscribe, announce."""
+    def start(self, published: Iterable[PublishedTrack]) -> None:
+        """Called once the client has its join response: begin RTCP, subscribe to what others publish."""
         if self.state == ParticipantState.DISCONNECTED:
             return  # replaced or removed while its join response was on the way
         self.state = ParticipantState.JOINED
         self._rtcp_task = asyncio.get_running_loop().create_task(self._rtcp_loop())
         if self.auto_subscribe and self.permission.can_subscribe:
-            for track in self.room.published_tracks(exclude=self):
+            for track in published:
                 self.subscriber.subscribe(track)
 
     def close(self) -> list[PublishedTrack]:
@@ -281,7 +305,7 @@ class Participant:
         for track in removed:
             self.unpublish(track.sid)
         for track in new_tracks:
-            self.room.on_track_published(self, track)
+            self._room.on_track_published(self, track)
 
     def _plan_offer(self, media_list: list[MediaDescription]) -> list[_PublishPlan]:
         by_mid = {t.mid: t for t in self.tracks.values()}
@@ -370,7 +394,7 @@ class Participant:
             self.publisher.remove_receiver(layer)
         track.close()
         self.sink.send_track_unpublished(track_sid)
-        self.room.on_track_unpublished(self, track)
+        self._room.on_track_unpublished(self, track)
 
     def set_track_muted(self, track_sid: str, muted: bool) -> PublishedTrack:
         self._check_in_room()
@@ -379,7 +403,7 @@ class Participant:
             raise RequestError(ErrorCode.NOT_FOUND, f"track {track_sid!r} is not published by this participant")
         if track.muted != muted:
             track.set_muted(muted)
-            self.room.broadcast_update(self)
+            self._room.broadcast_update(self)
         return track
 
     def update_subscriptions(self, track_sids: list[str], subscribe: bool) -> None:
@@ -388,7 +412,7 @@ class Participant:
             raise RequestError(ErrorCode.PERMISSION_DENIED, "this participant's token does not grant canSubscribe")
         tracks = []
         for sid in track_sids:
-            track = self.room.find_track(sid)
+            track = self._room.find_track(sid)
             if track is None:
                 raise RequestError(ErrorCode.NOT_FOUND, f"track {sid!r} is not published in this room")
             if track.publisher_sid == self.sid:
@@ -407,7 +431,7 @@ class Participant:
         self._check_in_room()
         changes = []
         for sid in track_sids:
-            track = self.room.find_track(sid)
+            track = self._room.find_track(sid)
             if track is None or sid not in self.subscriber.subscribed_track_sids():
                 raise RequestError(ErrorCode.NOT_FOUND, f"not subscribed to track {sid!r}")
             changes.append((sid, track.layer_for(quality, width, height)))
@@ -436,13 +460,13 @@ class Participant:
         if state == TransportState.CONNECTED:
             if self.state == ParticipantState.JOINED:
                 self.state = ParticipantState.ACTIVE
-                self.room.broadcast_update(self)
+                self._room.broadcast_update(self)
         elif state == TransportState.NEVER_CONNECTED:
             log.info("participant %s: %s PeerConnection never connected; given up", self.identity, which)
         else:
             transport = self.publisher.transport if which == "publisher" else self.subscriber.transport
             log.info("participant %s: %s PeerConnection %s %s", self.identity, which, state.value, transport.failure)
-            self.room.remove_participant(self, LeaveReason.TRANSPORT_FAILED)
+            self._room.remove_participant(self, LeaveReason.TRANSPORT_FAILED)
 
     def _on_media_abuse(self, why: str) -> None:
         """The SSRC guard tripped: disconnect, outside the packet handler that noticed."""
@@ -451,7 +475,7 @@ class Participant:
 
     def _end_for_abuse(self) -> None:
         if self.state != ParticipantState.DISCONNECTED:
-            self.room.remove_participant(self, LeaveReason.PROTOCOL_VIOLATION)
+            self._room.remove_participant(self, LeaveReason.PROTOCOL_VIOLATION)
 
     async def _rtcp_loop(self) -> None:
         while True:

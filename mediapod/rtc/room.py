@@ -78,7 +78,7 @@ class Room:
         sink: SignalSink,
         attributes: Mapping[str, str] | None = None,
     ) -> Participant:
-        """Add a participant; the caller sends its join response, then calls ``participant.start()``.
+        """Add a participant; the caller sends its join response, then calls ``activate``.
 
         Raises:
             RequestError: the room is closed or full, or a claim is over its limit.
@@ -103,7 +103,7 @@ class Room:
 
     def activate(self, participant: Participant) -> None:
         """The participant's client has its join response: start it and tell the others."""
-        participant.start()
+        participant.start(self.published_tracks(exclude=participant))
         self.broadcast_update(participant)
         # Changes alone would leave a newcomer blind to someone already talking.
         if self._speakers.speakers:
