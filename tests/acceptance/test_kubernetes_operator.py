@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,10 +32,12 @@ from redis.asyncio import Redis
 from mediapod import client
 from mediapod.protocol import node_pb2, room_service_pb2, room_service_pb2_grpc
 from mediapod.routing import registry
+from mediapod.routing.selector import Limits
+from sfu_operator.scheduler import RoomSpec, RoomView, Schedule, SchedulingPolicy, SFUNodeSpec, Unschedulable, World, decide_room
 from tests.support.k8s_cluster import K8sCluster, k8s_cluster  # noqa: F401  (session fixture)
 from tests.support.k8s_operator_process import OperatorProcess
 from tests.support.mediapod_process import MediaPodProcess
-from tests.support.peers import count_frames
+from tests.support.peers import count_frames, eventually
 from tests.support.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,20 +189,6 @@ def setup(crds: K8sCluster, redis_server: RedisServer, tmp_path_factory: pytest.
     world = Setup(crds, redis_server, str(tmp_path_factory.mktemp("k8s-test")))
     yield world
     world.stop()
-
-
-async def eventually(check, timeout: float, interval: float = 0.05) -> float:  # type: ignore[no-untyped-def]
-    """Poll a check (sync or async) until it is true; the seconds it took."""
-    start = time.monotonic()
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            pytest.fail(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
 
 
 async def room_host(redis: Redis, room: str) -> str | None:
@@ -420,15 +406,42 @@ async def test_7_operator_restarted_mid_way_schedules_no_room_twice_and_loses_no
         holders = [node for node, rooms in hosted.items() if name in rooms]
         assert holders == [setup.status(name)["node"]], (name, holders)
         assert await room_host(redis, name) == holders[0]
-        scheduled = [e for e in setup.events(name) if e.reason in ("Scheduled", "Rescheduled")]
-        assert len(scheduled) <= 1, [(e.reason, e.message) for e in scheduled]
+    # Each placement posts one Event. Rooms applied after the kill were placed by the standby alone: once.
+    # The killed replica may have placed one of the first four and died before its Event went out, but no
+    # room was placed twice or moved (Rescheduled), and the standby adopts a claim it finds in Redis.
+    placements = {
+        name: [e.reason for e in setup.events(name) if e.reason in ("Scheduled", "Rescheduled", "Adopted")] for name in names
+    }
+    assert all(placements[name] == ["Scheduled"] for name in names[4:]), placements
+    assert all(placements[name] in ([], ["Scheduled"], ["Adopted"]) for name in names[:4]), placements
 
 
-def test_8_scheduler_decisions_are_unit_tested_without_any_cluster() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
-    result = subprocess.run(
-        [sys.executable, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests" / "unit" / "operator")],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False,
+def test_8_scheduler_decisions_are_made_from_a_snapshot_with_no_cluster_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scheduler is pure: a snapshot of Redis and the SFUNodes in, a decision
+    out, with no API server, Redis or media pod (and no kubeconfig to find one).
+    tests/unit/operator covers every decision; here the ones items 1, 3, 4 and 5 rely on."""
+    for variable in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
+        monkeypatch.delenv(variable, raising=False)
+    now, policy = time.time(), SchedulingPolicy(Limits(stale_timeout=STALE), sort_by="rooms")
+
+    def node(node_id: str, age: float = 0.0, state: int = node_pb2.SERVING, region: str = "", rooms: int = 0) -> node_pb2.Node:
+        stats = node_pb2.NodeStats(updated_at=int((now - age) * 1000), num_rooms=rooms)
+        return node_pb2.Node(id=node_id, ip="127.0.0.1", region=region, state=state, stats=stats)
+
+    def snapshot(*nodes: node_pb2.Node, room_nodes: dict[str, str] | None = None, draining: tuple[str, ...] = ()) -> World:
+        answered = {n.id: {} for n in nodes if now - n.stats.updated_at / 1000 < STALE}
+        sfunodes = {name: SFUNodeSpec(name, draining=True) for name in draining}
+        return World(now, {n.id: n for n in nodes}, room_nodes or {}, answered, sfunodes, {}, 0.0)
+
+    def decide(world: World, phase: str = "", on: str = "", **spec: Any) -> object:
+        return decide_room(RoomView("r", RoomSpec(**spec), phase, on), world, policy)
+
+    assert decide(snapshot(node("a", rooms=3), node("b", rooms=1))) == Schedule("b", message="scheduled on b")
+    stale_or_draining = snapshot(node("stale", age=2 * STALE), node("drains", state=node_pb2.DRAINING), node("spec-drains"),
+                                 node("ok", rooms=9), draining=("spec-drains",))
+    assert decide(stale_or_draining) == Schedule("ok", message="scheduled on ok")
+    assert decide(snapshot(node("a", region="eu")), region="mars") == Unschedulable(
+        "UnknownRegion", "no SFUNode serves region 'mars' (known: eu)"
     )
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert " passed" in result.stdout and "failed" not in result.stdout
+    lost = decide(snapshot(node("a", age=2 * STALE), node("b"), room_nodes={"r": "a"}), phase="Scheduled", on="a")
+    assert lost == Schedule("b", replacing="a", reason="Rescheduled", message="node a is gone; moved to b")

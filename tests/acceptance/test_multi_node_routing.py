@@ -25,12 +25,11 @@ from mediapod.protocol import node_pb2, room_service_pb2, room_service_pb2_grpc
 from mediapod.routing import registry
 from mediapod.routing.selector import Limits, selectable
 from tests.support.mediapod_process import MediaPodProcess
-from tests.support.peers import count_frames
+from tests.support.peers import count_frames, eventually
 from tests.support.redis_server import RedisServer
 
 HEARTBEAT = 1.0
 STALE = 5.0  # with a 1 s heartbeat: room for a CI machine slowed by load
-
 
 
 class Cluster:
@@ -94,17 +93,6 @@ async def nodes_in_redis(redis: Redis) -> dict[str, node_pb2.Node]:
 async def room_host(redis: Redis, room: str) -> str | None:
     value = await redis.hget(registry.ROOM_NODE_MAP, room)
     return value.decode() if value is not None else None
-
-
-async def eventually(check, timeout: float, interval: float = 0.2) -> float:  # type: ignore[no-untyped-def]
-    """Poll an async check until it returns true; the seconds it took."""
-    start = time.monotonic()
-    while True:
-        if await check():
-            return time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            pytest.fail(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
 
 
 def host_candidate_port(sdp: str) -> set[int]:

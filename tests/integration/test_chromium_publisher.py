@@ -14,7 +14,7 @@ from mediapod.protocol import signal_pb2
 from tests.support.chromium import ChromiumPublisher, Encoding
 from tests.support.lossy_relay import LossyRelay
 from tests.support.mediapod_process import MediaPodProcess
-from tests.support.peers import FrameLog, RtpProbe, count_frames, eventually, vp8_keyframe_size
+from tests.support.peers import FrameLog, RtpProbe, count_frames, eventually, standalone_picture_size, vp8_frames
 
 # Chromium sends as many layers as its resolution and start bitrate allow:
 # at 640x360 that is the two lower ones, which is what this test switches between.
@@ -58,12 +58,13 @@ async def test_chromium_simulcast_reaches_an_aiortc_subscriber_which_switches_la
             finally:
                 frames.stop()
 
-            sizes = [vp8_keyframe_size(p) for at, p in probe.arrivals if at >= medium_requested]
-            switch = next(i for i, size in enumerate(sizes) if size == (320, 180))
+            # The first frame after the request a fresh decoder shows at 320x180 is where the switch happened.
+            sizes = [standalone_picture_size(f) for f in vp8_frames(a for a in probe.arrivals if a.at >= medium_requested)]
+            switch = sizes.index((320, 180))
             assert all(size in (None, (160, 90)) for size in sizes[:switch]), "switched before a key frame of the new layer"
             assert {f[1:] for f in frames.between(first_medium, time.monotonic())} == {(320, 180)}
             assert len(probe.sequence_numbers) == 1 and probe.gaps() == 0
-            steps = [(b - a) & 0xFFFFFFFF for a, b in zip(probe.timestamps, probe.timestamps[1:])]
+            steps = [(b.timestamp - a.timestamp) & 0xFFFFFFFF for a, b in zip(probe.arrivals, probe.arrivals[1:])]
             assert all(step < 0x80000000 for step in steps)
 
 

@@ -17,7 +17,6 @@ from mediapod import client
 from tests.acceptance.test_kubernetes_operator import (  # noqa: F401  (fixtures)
     Setup,
     crds,
-    eventually,
     k8s_cluster,
     pytestmark,
     ready_nodes,
@@ -27,6 +26,7 @@ from tests.acceptance.test_kubernetes_operator import (  # noqa: F401  (fixtures
     rooms_on,
     setup,
 )
+from tests.support.peers import eventually
 from tests.support.redis_server import RedisServer
 
 

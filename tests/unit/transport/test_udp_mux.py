@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from aioice import stun
@@ -18,6 +18,7 @@ from mediapod.transport.dtls import DtlsCertificate
 from mediapod.transport.ice import parse_stun
 from mediapod.transport.peer import PeerTransport
 from mediapod.transport.udp import UdpMux
+from tests.support.peers import eventually
 
 REMOTE_UFRAG = "peer"
 
@@ -57,15 +58,6 @@ class UdpClient(asyncio.DatagramProtocol):
 
     async def receive(self, timeout: float = 2.0) -> bytes:
         return await asyncio.wait_for(self.received.get(), timeout)
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Wait until the mux has processed what was sent (datagrams cross the loop asynchronously)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.005)
 
 
 def binding_request(
