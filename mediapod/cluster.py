@@ -1,4 +1,4 @@
-"""One media pod as a node of a cluster: its RedisRouter, its relay, and how it drains.
+"""One media pod as a node of a cluster: its RedisRouter, its relay, the routed RoomService, and how it drains.
 
 main.py builds a Cluster only when ``redis.address`` is set; without it the
 pod uses the LocalRouter and none of this exists.
@@ -15,22 +15,27 @@ from mediapod.config import MediaConfig
 from mediapod.k8s_registration import SFUNodeRegistration
 from mediapod.routing.redis_router import RedisRouter
 from mediapod.rtc.node import MediaNode
-from mediapod.signal.grpc_service import RoomServicer, SignalServicer
 from mediapod.signal.relay import SignalRelay
-from mediapod.signal.room_routing import RoutedRoomServicer
+from mediapod.signal.room_admin import RoomAdmin
+from mediapod.signal.room_routing import RoutedRoomAdmin
+from mediapod.signal.session import SessionHost
 
 log = logging.getLogger(__name__)
 
 
 class Cluster:
-    """Wires routing into the gRPC front end and runs the drain on SIGTERM."""
+    """Routing for the signaling front ends (router, relay, routed RoomService); runs the drain on SIGTERM."""
 
-    def __init__(self, config: MediaConfig, node: MediaNode, verifier: auth.TokenVerifier, router: RedisRouter) -> None:
+    def __init__(
+        self, config: MediaConfig, node: MediaNode, router: RedisRouter, relay: SignalRelay, rooms: RoutedRoomAdmin
+    ) -> None:
         self._config = config
         self._node = node
-        self._verifier = verifier
         self.router = router
-        self.relay: SignalRelay | None = None
+        # Carries sessions to the node hosting their room (the gateway's forwarder).
+        self.relay = relay
+        # The RoomService to serve: each call runs on the node hosting its room.
+        self.rooms = rooms
         self._drain = asyncio.Event()
         # With a kubeconfig the pod also keeps its own SFUNode for the operator.
         self.registration = (
@@ -38,17 +43,17 @@ class Cluster:
         )
 
     @classmethod
-    async def start(cls, config: MediaConfig, node: MediaNode, verifier: auth.TokenVerifier) -> Cluster:
-        """Register the node (STARTING) in Redis; a Redis that is down is retried in the background."""
+    async def start(
+        cls, config: MediaConfig, node: MediaNode, verifier: auth.TokenVerifier, sessions: SessionHost, rooms: RoomAdmin
+    ) -> Cluster:
+        """Register the node (STARTING) in Redis and relay sessions and calls for this node's sessions and rooms.
+
+        A Redis that is down is retried in the background.
+        """
         router = RedisRouter(config, node)
         await router.start()
-        return cls(config, node, verifier, router)
-
-    def route(self, signal: SignalServicer, rooms: RoomServicer) -> RoutedRoomServicer:
-        """Relay signal sessions for rooms elsewhere; return the RoomService to serve."""
-        self.relay = SignalRelay(self.router, signal, rooms, self._verifier, self._config.routing.heartbeat_interval)
-        signal.relay = self.relay
-        return RoutedRoomServicer(self._node, self._verifier, self.router, self.relay)
+        relay = SignalRelay(router, sessions, rooms, verifier, config.limits, config.routing.heartbeat_interval)
+        return cls(config, node, router, relay, RoutedRoomAdmin(rooms, router, relay.call))
 
     async def serving(self, grpc_port: int) -> None:
         await self.router.set_serving(grpc_port)
@@ -69,7 +74,7 @@ class Cluster:
 
     def idle(self) -> bool:
         """Nothing left to serve: no hosted room, no session relayed through here."""
-        return not self._node.rooms and (self.relay is None or self.relay.active_sessions == 0)
+        return not self._node.rooms and self.relay.active_sessions == 0
 
     async def run_until_drained(self, stop: asyncio.Event) -> None:
         """Serve until stop, or until a drain was requested and every room and session has ended."""
@@ -96,6 +101,5 @@ class Cluster:
     async def close(self) -> None:
         if self.registration is not None:
             await self.registration.stop()
-        if self.relay is not None:
-            await self.relay.close()
+        await self.relay.close()
         await self.router.stop()

@@ -19,7 +19,10 @@ from mediapod.protocol import room_service_pb2_grpc
 from mediapod.routing.local import LocalRouter
 from mediapod.rtc.node import MediaNode
 from mediapod.signal.decoding import add_signal_service
+from mediapod.signal.gateway import SignalGateway
 from mediapod.signal.grpc_service import RoomServicer, SignalServicer
+from mediapod.signal.room_admin import RoomAdmin
+from mediapod.signal.session import SessionHost
 
 log = logging.getLogger("mediapod")
 
@@ -31,9 +34,12 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
     """Run the media pod until cancelled or signalled."""
     node = await MediaNode.start(config)
     verifier = auth.TokenVerifier(config.keys)
+    sessions = SessionHost(node)
+    local_rooms = RoomAdmin(node)
     # With a Redis address the pod is one node of a cluster; without, it hosts every room itself.
-    cluster = await Cluster.start(config, node, verifier) if config.redis.address else None
+    cluster = await Cluster.start(config, node, verifier, sessions, local_rooms) if config.redis.address else None
     router = cluster.router if cluster else LocalRouter(config.node_id)
+    gateway = SignalGateway(sessions, router, verifier, forwarder=cluster.relay if cluster else None)
     if not config.dev:
         for key in auth.weak_secrets(config.keys):
             log.warning("API key %r has a secret shorter than %d bytes; tokens signed with it are easy to forge", key, auth.MIN_SECRET_BYTES)
@@ -44,11 +50,8 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
     metrics_port = serve_metrics(registry, config.metrics_host, config.metrics_port)
 
     server = grpc.aio.server()
-    signal_servicer = SignalServicer(node, router, verifier)
-    room_servicer = RoomServicer(node, verifier)
-    if cluster:
-        room_servicer = cluster.route(signal_servicer, room_servicer)
-    add_signal_service(signal_servicer.Connect, server)
+    add_signal_service(SignalServicer(gateway).Connect, server)
+    room_servicer = RoomServicer(cluster.rooms if cluster else local_rooms, verifier)
     room_service_pb2_grpc.add_RoomServiceServicer_to_server(room_servicer, server)
     grpc_port = server.add_insecure_port(f"{config.grpc_host}:{config.grpc_port}")
     await server.start()

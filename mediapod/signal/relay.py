@@ -1,12 +1,17 @@
 """Signal sessions and room calls for rooms hosted on another node, carried over Redis pub/sub.
 
-A participant's gRPC stream may land on any node (the *edge*); its room lives
-on one node (the *host*). The edge sends a SessionStart with the JoinRequest,
-then every SignalRequest, to the host's channel; the host joins the
-participant exactly as for a local stream (SignalServicer.host_session, with
-a RelayContext in place of the gRPC context) and sends every SignalResponse
-back. The SDP the host answers carries its own ICE candidate, so media goes
-straight from the client to the host; only signaling takes the detour.
+A participant's signal stream may land on any node (the *edge*); its room
+lives on one node (the *host*). The edge sends a SessionStart with the
+JoinRequest, then every SignalRequest, to the host's channel; the host runs
+the same SessionHost as for a local stream, over a transport whose requests
+come from the edge and whose responses go back to it. The SDP the host
+answers carries its own ICE candidate, so media goes straight from the
+client to the host; only signaling takes the detour.
+
+The edge bounds its client exactly as a host bounds a local one
+(stream.serve_stream: a byte budget on waiting responses, a deadline on each
+write). When its client stalls or breaks the protocol, the edge's SessionEnd
+says so, and the host removes the participant for that reason.
 
 Either side ending sends a SessionEnd, and a side whose peer node stops
 heartbeating ends the session itself, so neither is left with a half.
@@ -21,18 +26,29 @@ import contextlib
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
-
-import grpc
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 from mediapod import auth
+from mediapod.config import LimitsConfig
 from mediapod.protocol import relay_pb2, signal_pb2
 from mediapod.rtc.errors import ErrorCode, RequestError
+from mediapod.rtc.participant import LeaveReason
+from mediapod.signal.access import authenticate, check_room_join
 from mediapod.signal.decoding import UndecodableRequest
-from mediapod.signal.grpc_service import RoomServicer, SignalServicer, _verify, status_of
-
-if TYPE_CHECKING:
-    from mediapod.routing.redis_router import RedisRouter
+from mediapod.signal.room_admin import RoomAdmin
+from mediapod.signal.session import SessionHost
+from mediapod.signal.status import OK, error_code, status_number
+from mediapod.signal.stream import (
+    FLUSH_TIMEOUT,
+    ClientStalled,
+    ProtocolViolation,
+    ResponseQueue,
+    SignalTransport,
+    StreamAbandoned,
+    next_request,
+    serve_stream,
+)
 
 log = logging.getLogger(__name__)
 # A relayed session is ended only after its other node was silent for twice
@@ -46,60 +62,45 @@ ANSWER_TIMEOUT = 5.0
 START_PATIENCE = 3.0
 # One message keeps being retried this long while Redis is unreachable.
 SEND_PATIENCE = 10.0
-# Time given to a session's last messages (a leave, its end) to go out.
-FLUSH_TIMEOUT = 2.0
 
-# RoomCall field -> (RoomServicer method, RoomReply field).
-ROOM_CALLS = {
-    "create_room": ("CreateRoom", "room"),
-    "list_rooms": ("ListRooms", "rooms"),
-    "delete_room": ("DeleteRoom", "deleted"),
-    "list_participants": ("ListParticipants", "participants"),
-    "remove_participant": ("RemoveParticipant", "removed"),
-    "mute_published_track": ("MutePublishedTrack", "muted"),
+# How the edge's SessionEnd tells the host why its client's stream ended,
+# so the host removes the participant for the same reason as a local one.
+_EDGE_END_CODES = {
+    LeaveReason.PROTOCOL_VIOLATION: ErrorCode.INVALID_ARGUMENT,
+    LeaveReason.SIGNAL_STALLED: ErrorCode.RESOURCE_EXHAUSTED,
 }
 
 
-def status_code(value: int) -> grpc.StatusCode:
-    return next((c for c in grpc.StatusCode if c.value[0] == value), grpc.StatusCode.UNKNOWN)
+class RelayRouter(Protocol):
+    """What the relay needs of the router: node ids, the room map, and the nodes' channels."""
+
+    on_message: Callable[[relay_pb2.RelayMessage], None] | None
+
+    @property
+    def node_id(self) -> str: ...
+
+    async def node_for_room(self, room_name: str, avoid: str = "") -> str: ...
+
+    def accepts_room(self, room_name: str) -> bool: ...
+
+    def is_gone(self, node_id: str, patience: float = 1.0) -> bool: ...
+
+    async def send(self, node_id: str, message: relay_pb2.RelayMessage) -> None:
+        """Publish to node_id's channel. Raises RequestError (UNAVAILABLE) when it cannot."""
+        ...
 
 
-class RelayAborted(Exception):
-    """RelayContext.abort: the relayed call ends with this status."""
-
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(f"{code.name}: {details}")
-        self.code = code
-        self.details = details
-
-
-class RelayContext:
-    """What host_session and RoomServicer use of a grpc.aio.ServicerContext, for a call from another node."""
-
-    def __init__(self, outbox: _Outbox | None = None, token: str = "") -> None:
-        self.inbox: asyncio.Queue[signal_pb2.SignalRequest | None] = asyncio.Queue()
-        self._outbox = outbox
-        self._token = token
-
-    async def read(self) -> Any:
-        request = await self.inbox.get()
-        return grpc.aio.EOF if request is None else request
-
-    async def write(self, response: signal_pb2.SignalResponse) -> None:
-        assert self._outbox is not None
-        self._outbox.put(relay_pb2.RelayMessage(response=response))
-
-    async def abort(self, code: grpc.StatusCode, details: str = "") -> None:
-        raise RelayAborted(code, details)
-
-    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
-        return (("authorization", f"Bearer {self._token}"),)
+def _edge_end(reason: LeaveReason) -> relay_pb2.SessionEnd:
+    code = _EDGE_END_CODES.get(reason)
+    if code is None:
+        return relay_pb2.SessionEnd()
+    return relay_pb2.SessionEnd(code=status_number(code), message=f"the client's signal stream ended: {reason.value}")
 
 
 class _Outbox:
     """Publishes one session's messages to one node, in order, riding out short Redis outages."""
 
-    def __init__(self, router: RedisRouter, node_id: str, session_id: str) -> None:
+    def __init__(self, router: RelayRouter, node_id: str, session_id: str) -> None:
         self._router = router
         self._node_id = node_id
         self._session_id = session_id
@@ -138,17 +139,63 @@ class _Outbox:
 class _EdgeSession:
     """A client stream on this node whose room is hosted on another."""
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, queue: ResponseQueue) -> None:
         self.host = host
-        self.inbox: asyncio.Queue[relay_pb2.RelayMessage] = asyncio.Queue()
+        self.queue = queue
+        # The host's answer to SessionStart: the join response, or an end.
+        self.first: asyncio.Future[relay_pb2.RelayMessage] = asyncio.get_running_loop().create_future()
+        self.end: relay_pb2.SessionEnd | None = None  # set when the host ended the session
+
+    def deliver(self, message: relay_pb2.RelayMessage) -> None:
+        """A response or end from the host: the first answers the start, later ones go to the client."""
+        if not self.first.done():
+            self.first.set_result(message)
+        elif message.WhichOneof("message") == "end":
+            self.host_ended(message.end)
+        else:
+            self.queue.put(message.response)
+
+    def host_ended(self, end: relay_pb2.SessionEnd) -> None:
+        if self.end is None:
+            self.end = end
+        self.queue.end()
+
+
+class _RelayedClient:
+    """SignalTransport on the host for a client whose stream is on another node."""
+
+    def __init__(self, outbox: _Outbox) -> None:
+        self._outbox = outbox
+        self._inbox: asyncio.Queue[signal_pb2.SignalRequest | relay_pb2.SessionEnd] = asyncio.Queue()
+
+    def deliver(self, request: signal_pb2.SignalRequest) -> None:
+        self._inbox.put_nowait(request)
+
+    def end(self, end: relay_pb2.SessionEnd) -> None:
+        self._inbox.put_nowait(end)
+
+    async def read(self) -> signal_pb2.SignalRequest | UndecodableRequest | None:
+        item = await self._inbox.get()
+        if isinstance(item, signal_pb2.SignalRequest):
+            return item
+        self._inbox.put_nowait(item)  # an ended stream stays ended for any later read
+        if item.code == status_number(ErrorCode.INVALID_ARGUMENT):
+            raise ProtocolViolation(item.message)
+        if item.code == status_number(ErrorCode.RESOURCE_EXHAUSTED):
+            raise ClientStalled(item.message)
+        return None
+
+    async def write(self, response: signal_pb2.SignalResponse) -> None:
+        # Never waits: the edge bounds what its client has not taken.
+        self._outbox.put(relay_pb2.RelayMessage(response=response))
 
 
 class _HostedSession:
     """A participant in a room here whose stream is on another node."""
 
-    def __init__(self, edge: str, context: RelayContext) -> None:
+    def __init__(self, edge: str, client: _RelayedClient) -> None:
         self.edge = edge
-        self.context = context
+        self.client = client
 
 
 class SignalRelay:
@@ -156,16 +203,19 @@ class SignalRelay:
 
     def __init__(
         self,
-        router: RedisRouter,
-        signal: SignalServicer,
-        rooms: RoomServicer,
+        router: RelayRouter,
+        sessions: SessionHost,
+        rooms: RoomAdmin,
         verifier: auth.TokenVerifier,
+        limits: LimitsConfig,
         check_interval: float,
     ) -> None:
+        """rooms answers calls from other nodes; it is this node's own, so a relayed call never travels twice."""
         self._router = router
-        self._signal = signal
-        self._rooms = rooms  # the local-only servicer: a relayed call never travels twice
+        self._sessions = sessions
+        self._rooms = rooms
         self._verifier = verifier
+        self._limits = limits
         self._edge: dict[str, _EdgeSession] = {}
         self._hosted: dict[tuple[str, str], _HostedSession] = {}
         self._calls: dict[str, asyncio.Future[relay_pb2.RoomReply]] = {}
@@ -181,15 +231,15 @@ class SignalRelay:
     async def close(self) -> None:
         self._watchdog.cancel()
         for session in self._edge.values():
-            session.inbox.put_nowait(relay_pb2.RelayMessage(end=relay_pb2.SessionEnd()))
-        for session in self._hosted.values():
-            session.context.inbox.put_nowait(None)
+            session.deliver(relay_pb2.RelayMessage(end=relay_pb2.SessionEnd()))
+        for hosted in self._hosted.values():
+            hosted.client.end(relay_pb2.SessionEnd())
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=FLUSH_TIMEOUT)
         for task in list(self._tasks):
             task.cancel()
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -203,28 +253,28 @@ class SignalRelay:
         if kind == "start":
             # Registered before the task runs, so nothing that follows the start can miss it.
             outbox = _Outbox(self._router, message.from_node, sid)
-            hosted = _HostedSession(message.from_node, RelayContext(outbox))
+            hosted = _HostedSession(message.from_node, _RelayedClient(outbox))
             self._hosted[(message.from_node, sid)] = hosted
             self._spawn(self._host(hosted, sid, outbox, message.start), f"relay-host-{sid[:8]}")
         elif kind == "request":
             hosted = self._hosted.get((message.from_node, sid))
             if hosted is not None:
-                hosted.context.inbox.put_nowait(message.request)
+                hosted.client.deliver(message.request)
             else:
                 self._refuse(message.from_node, sid, "the hosting node has no such session (restarted?)")
         elif kind == "response":
             edge = self._edge.get(sid)
             if edge is not None:
-                edge.inbox.put_nowait(message)
+                edge.deliver(message)
             else:
                 self._refuse(message.from_node, sid, "the participant's stream is gone")
         elif kind == "end":
             edge = self._edge.get(sid)
             if edge is not None:
-                edge.inbox.put_nowait(message)
+                edge.deliver(message)
             hosted = self._hosted.get((message.from_node, sid))
             if hosted is not None:
-                hosted.context.inbox.put_nowait(None)
+                hosted.client.end(message.end)
         elif kind == "call":
             self._spawn(self._answer_call(message.from_node, sid, message.call), f"relay-call-{sid[:8]}")
         elif kind == "reply":
@@ -234,7 +284,7 @@ class SignalRelay:
 
     def _refuse(self, node_id: str, session_id: str, reason: str) -> None:
         """Tell a node that a session it still runs has no other half here, so it ends its own."""
-        end = relay_pb2.SessionEnd(code=grpc.StatusCode.UNAVAILABLE.value[0], message=reason)
+        end = relay_pb2.SessionEnd(code=status_number(ErrorCode.UNAVAILABLE), message=reason)
         message = relay_pb2.RelayMessage(session_id=session_id, end=end)
         self._spawn(self._send_quietly(node_id, message), f"relay-refuse-{session_id[:8]}")
 
@@ -245,53 +295,38 @@ class SignalRelay:
     # -- the edge: a client here, its room elsewhere ------------------------------------
 
     async def forward(
-        self,
-        host: str,
-        join: signal_pb2.JoinRequest,
-        claims: auth.Claims,
-        room_name: str,
-        context: grpc.aio.ServicerContext,
+        self, host: str, join: signal_pb2.JoinRequest, claims: auth.Claims, room_name: str, transport: SignalTransport
     ) -> None:
-        """Relay the participant's session to the node hosting its room, until either side ends it."""
-        first, session_id, outbox = await self._start(host, join, room_name, context)
+        """Relay the participant's session to the node hosting its room, until either side ends it.
+
+        Raises:
+            RequestError: the host could not be reached or refused the join, or ended the session with a status.
+            ProtocolViolation: the client broke the protocol (refused here: the host only ever sees SignalRequests).
+            StreamAbandoned: the client is not reading.
+        """
+        session_id, session, outbox, first = await self._start(host, join, room_name)
         if first.WhichOneof("message") == "end":
             # The host is draining and does not have the room: map it elsewhere, once.
-            try:
-                host = await self._router.node_for_room(room_name, avoid=host)
-            except RequestError as exc:
-                await context.abort(status_of(exc.code), exc.message)
+            host = await self._router.node_for_room(room_name, avoid=host)
             if host == self._router.node_id:
-                await self._signal.host_session(join, claims, room_name, context)
+                await self._sessions.serve(join, claims, room_name, transport)
                 return
-            first, session_id, outbox = await self._start(host, join, room_name, context)
+            session_id, session, outbox, first = await self._start(host, join, room_name)
             if first.WhichOneof("message") == "end":
-                await context.abort(grpc.StatusCode.UNAVAILABLE, f"node {host!r} refused room {room_name!r}: {first.end.message}")
-        session = self._edge[session_id]
+                raise RequestError(ErrorCode.UNAVAILABLE, f"node {host!r} refused room {room_name!r}: {first.end.message}")
         try:
-            await context.write(first.response)
-            upstream = asyncio.ensure_future(self._pump_requests(context, outbox))
-            downstream = asyncio.ensure_future(self._pump_responses(session, context))
-            try:
-                await asyncio.wait({upstream, downstream}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                upstream.cancel()
-                downstream.cancel()
-            if downstream.done() and not downstream.cancelled() and downstream.exception() is None:
-                end = downstream.result()
-                if end is not None and end.code:
-                    await context.abort(status_code(end.code), end.message)
+            await self._relay_stream(session, outbox, first.response, transport, f"relayed participant {claims.identity}")
         finally:
             self._edge.pop(session_id, None)
             # Handed to a task of ours: the client may have hung up, cancelling this one.
-            outbox.put(relay_pb2.RelayMessage(end=relay_pb2.SessionEnd()))
             self._spawn(outbox.close(), f"relay-flush-{session_id[:8]}")
 
     async def _start(
-        self, host: str, join: signal_pb2.JoinRequest, room_name: str, context: grpc.aio.ServicerContext
-    ) -> tuple[relay_pb2.RelayMessage, str, _Outbox]:
+        self, host: str, join: signal_pb2.JoinRequest, room_name: str
+    ) -> tuple[str, _EdgeSession, _Outbox, relay_pb2.RelayMessage]:
         """Send SessionStart; return the host's first message (join response, or an end asking to retry elsewhere)."""
         session_id = uuid.uuid4().hex
-        session = _EdgeSession(host)
+        session = _EdgeSession(host, ResponseQueue(self._limits.signal_queue_size))
         self._edge[session_id] = session
         outbox = _Outbox(self._router, host, session_id)
         try:
@@ -299,23 +334,22 @@ class SignalRelay:
             try:
                 await self._send_patiently(host, start)
             except RequestError as exc:
-                await context.abort(
-                    grpc.StatusCode.UNAVAILABLE, f"room {room_name!r} is hosted on node {host!r}, which cannot be reached: {exc.message}"
-                )
+                raise RequestError(
+                    ErrorCode.UNAVAILABLE, f"room {room_name!r} is hosted on node {host!r}, which cannot be reached: {exc.message}"
+                ) from None
             try:
-                first = await asyncio.wait_for(session.inbox.get(), ANSWER_TIMEOUT)
+                first = await asyncio.wait_for(session.first, ANSWER_TIMEOUT)
             except TimeoutError:
-                await context.abort(
-                    grpc.StatusCode.UNAVAILABLE,
-                    f"node {host!r} hosting room {room_name!r} did not answer within {ANSWER_TIMEOUT:.0f} s",
-                )
+                raise RequestError(
+                    ErrorCode.UNAVAILABLE, f"node {host!r} hosting room {room_name!r} did not answer within {ANSWER_TIMEOUT:.0f} s"
+                ) from None
             if first.WhichOneof("message") == "end":
                 end = first.end
                 if not end.retry_elsewhere:
-                    await context.abort(status_code(end.code) if end.code else grpc.StatusCode.UNAVAILABLE, end.message)
+                    raise RequestError(error_code(end.code) if end.code else ErrorCode.UNAVAILABLE, end.message)
                 self._edge.pop(session_id, None)
                 self._spawn(outbox.close(0.1), f"relay-flush-{session_id[:8]}")
-            return first, session_id, outbox
+            return session_id, session, outbox, first
         except BaseException:
             self._edge.pop(session_id, None)
             self._spawn(outbox.close(0.1), f"relay-flush-{session_id[:8]}")
@@ -333,53 +367,67 @@ class SignalRelay:
                     raise
             await asyncio.sleep(0.2)
 
-    async def _pump_requests(self, context: grpc.aio.ServicerContext, outbox: _Outbox) -> None:
-        while True:
-            request = await context.read()
-            if request is grpc.aio.EOF:
-                return
-            if isinstance(request, UndecodableRequest):
-                # Refused here, at the edge: the host only ever sees SignalRequests.
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
-            outbox.put(relay_pb2.RelayMessage(request=request))
-            if request.WhichOneof("message") == "leave":
-                return
+    async def _relay_stream(
+        self,
+        session: _EdgeSession,
+        outbox: _Outbox,
+        join_response: signal_pb2.SignalResponse,
+        transport: SignalTransport,
+        who: str,
+    ) -> None:
+        """Carry requests to the host and its responses to the client, bounded as a local session is."""
+        told_host = False
 
-    async def _pump_responses(self, session: _EdgeSession, context: grpc.aio.ServicerContext) -> relay_pb2.SessionEnd | None:
-        while True:
-            message = await session.inbox.get()
-            if message.WhichOneof("message") == "end":
-                return message.end
-            await context.write(message.response)
+        def tell_host(reason: LeaveReason) -> None:
+            nonlocal told_host
+            if not told_host:
+                told_host = True
+                outbox.put(relay_pb2.RelayMessage(end=_edge_end(reason)))
+
+        async def pump_requests() -> None:
+            while (request := await next_request(transport)) is not None:
+                outbox.put(relay_pb2.RelayMessage(request=request))
+                if request.WhichOneof("message") == "leave":
+                    return
+
+        timeout = self._limits.signal_write_timeout
+        try:
+            try:
+                await asyncio.wait_for(transport.write(join_response), timeout)
+            except TimeoutError:
+                tell_host(LeaveReason.SIGNAL_STALLED)
+                raise StreamAbandoned(who) from None
+            await serve_stream(transport, session.queue, timeout, pump_requests, tell_host, who)
+        finally:
+            tell_host(LeaveReason.CLIENT_INITIATED)
+        if session.end is not None and session.end.code != OK:
+            raise RequestError(error_code(session.end.code), session.end.message)
 
     # -- the host: the room here, the client elsewhere ------------------------------------
 
     async def _host(self, hosted: _HostedSession, session_id: str, outbox: _Outbox, start: relay_pb2.SessionStart) -> None:
-        edge, context = hosted.edge, hosted.context
-        key = (edge, session_id)
         end = relay_pb2.SessionEnd()
         try:
             if not self._router.accepts_room(start.room):
                 end = relay_pb2.SessionEnd(
-                    code=grpc.StatusCode.UNAVAILABLE.value[0],
+                    code=status_number(ErrorCode.UNAVAILABLE),
                     message=f"node {self._router.node_id!r} is draining and does not host room {start.room!r}",
                     retry_elsewhere=True,
                 )
                 return
-            claims = await _verify(self._verifier, start.join.token, context)  # type: ignore[arg-type]
-            try:
-                auth.require_room_join(claims, start.room)
-            except auth.PermissionDenied as exc:
-                await context.abort(grpc.StatusCode.PERMISSION_DENIED, exc.reason)
-            log.info("hosting relayed session of %s from node %s in room %s", claims.identity, edge, start.room)
-            await self._signal.host_session(start.join, claims, start.room, context)  # type: ignore[arg-type]
-        except RelayAborted as exc:
-            end = relay_pb2.SessionEnd(code=exc.code.value[0], message=exc.details)
+            claims = authenticate(self._verifier, start.join.token).claims
+            check_room_join(claims, start.room)
+            log.info("hosting relayed session of %s from node %s in room %s", claims.identity, hosted.edge, start.room)
+            await self._sessions.serve(start.join, claims, start.room, hosted.client)
+        except RequestError as exc:
+            end = relay_pb2.SessionEnd(code=status_number(exc.code), message=exc.message)
+        except StreamAbandoned:
+            pass  # the edge saw its client stall and has gone
         except Exception:
-            log.exception("relayed session from node %s failed", edge)
-            end = relay_pb2.SessionEnd(code=grpc.StatusCode.INTERNAL.value[0], message="the hosting node failed")
+            log.exception("relayed session from node %s failed", hosted.edge)
+            end = relay_pb2.SessionEnd(code=status_number(ErrorCode.INTERNAL), message="the hosting node failed")
         finally:
-            self._hosted.pop(key, None)
+            self._hosted.pop((hosted.edge, session_id), None)
             outbox.put(relay_pb2.RelayMessage(end=end))
             await outbox.close()
 
@@ -403,20 +451,33 @@ class SignalRelay:
             self._calls.pop(session_id, None)
 
     async def _answer_call(self, edge: str, session_id: str, call: relay_pb2.RoomCall) -> None:
-        kind = call.WhichOneof("call")
-        if kind not in ROOM_CALLS:
-            reply = relay_pb2.RoomReply(code=grpc.StatusCode.UNIMPLEMENTED.value[0], message=f"unknown room call {kind!r}")
-        else:
-            method, field = ROOM_CALLS[kind]
-            try:
-                result = await getattr(self._rooms, method)(getattr(call, kind), RelayContext(token=call.token))
-                reply = relay_pb2.RoomReply(**{field: result})
-            except RelayAborted as exc:
-                reply = relay_pb2.RoomReply(code=exc.code.value[0], message=exc.details)
-            except Exception:
-                log.exception("relayed room call %s from node %s failed", kind, edge)
-                reply = relay_pb2.RoomReply(code=grpc.StatusCode.INTERNAL.value[0], message="the hosting node failed")
+        try:
+            reply = await self._run_call(call)
+        except RequestError as exc:
+            reply = relay_pb2.RoomReply(code=status_number(exc.code), message=exc.message)
+        except Exception:
+            log.exception("relayed room call %s from node %s failed", call.WhichOneof("call"), edge)
+            reply = relay_pb2.RoomReply(code=status_number(ErrorCode.INTERNAL), message="the hosting node failed")
         await self._send_quietly(edge, relay_pb2.RelayMessage(session_id=session_id, reply=reply))
+
+    async def _run_call(self, call: relay_pb2.RoomCall) -> relay_pb2.RoomReply:
+        """Run one call on this node's rooms, checking the caller's token again."""
+        caller = authenticate(self._verifier, call.token)
+        rooms = self._rooms
+        kind = call.WhichOneof("call")
+        if kind == "create_room":
+            return relay_pb2.RoomReply(room=await rooms.create_room(caller, call.create_room))
+        if kind == "list_rooms":
+            return relay_pb2.RoomReply(rooms=await rooms.list_rooms(caller, call.list_rooms))
+        if kind == "delete_room":
+            return relay_pb2.RoomReply(deleted=await rooms.delete_room(caller, call.delete_room))
+        if kind == "list_participants":
+            return relay_pb2.RoomReply(participants=await rooms.list_participants(caller, call.list_participants))
+        if kind == "remove_participant":
+            return relay_pb2.RoomReply(removed=await rooms.remove_participant(caller, call.remove_participant))
+        if kind == "mute_published_track":
+            return relay_pb2.RoomReply(muted=await rooms.mute_published_track(caller, call.mute_published_track))
+        raise RequestError(ErrorCode.UNIMPLEMENTED, f"unknown room call {kind!r}")
 
     # -- peers that vanish -------------------------------------------------------------------
 
@@ -428,10 +489,9 @@ class SignalRelay:
                 if self._router.is_gone(session.host, patience=SESSION_PATIENCE):
                     log.warning("node %s hosting a relayed session is gone; ending the session", session.host)
                     message = f"node {session.host!r} hosting the room is gone"
-                    session.inbox.put_nowait(
-                        relay_pb2.RelayMessage(end=relay_pb2.SessionEnd(code=grpc.StatusCode.UNAVAILABLE.value[0], message=message))
-                    )
+                    end = relay_pb2.SessionEnd(code=status_number(ErrorCode.UNAVAILABLE), message=message)
+                    session.deliver(relay_pb2.RelayMessage(end=end))
             for hosted in list(self._hosted.values()):
                 if self._router.is_gone(hosted.edge, patience=SESSION_PATIENCE):
                     log.warning("node %s relaying a participant is gone; ending its session", hosted.edge)
-                    hosted.context.inbox.put_nowait(None)
+                    hosted.client.end(relay_pb2.SessionEnd())

@@ -1,8 +1,8 @@
 """RoomService for a cluster: any node answers for rooms on any node.
 
-Calls about one room run where the room is hosted: here, or relayed to its
-node (which checks the caller's token again). ListRooms merges this node's
-rooms with those of every other live node that hosts some.
+Calls about one room run where the room is hosted: here, or sent as a
+RoomCall to its node (which checks the caller's token again). ListRooms
+merges this node's rooms with those of every other live node that hosts some.
 """
 
 from __future__ import annotations
@@ -10,68 +10,52 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
-import grpc
-
-from mediapod import auth
-from mediapod.protocol import relay_pb2, room_service_pb2
+from mediapod.protocol import models_pb2, relay_pb2, room_service_pb2
 from mediapod.rtc.errors import RequestError
-from mediapod.rtc.node import MediaNode
-from mediapod.signal.grpc_service import RoomServicer, _abort
-from mediapod.signal.relay import status_code
-
-if TYPE_CHECKING:
-    from mediapod.routing.redis_router import RedisRouter
-    from mediapod.signal.relay import SignalRelay
+from mediapod.signal.access import Caller
+from mediapod.signal.room_admin import RoomAdmin, require_grant
+from mediapod.signal.status import error_code
 
 log = logging.getLogger(__name__)
 
+# Runs a RoomCall on another node (SignalRelay.call); raises RequestError when it cannot be reached.
+CallNode = Callable[[str, relay_pb2.RoomCall], Awaitable[relay_pb2.RoomReply]]
 
-class RoutedRoomServicer(RoomServicer):
-    """RoomServicer that sends each call to the node hosting the room."""
 
-    def __init__(self, node: MediaNode, verifier: auth.TokenVerifier, router: RedisRouter, relay: SignalRelay) -> None:
-        super().__init__(node, verifier)
+class RoomLocator(Protocol):
+    """What routed room calls need of the router: which node hosts which room."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    async def node_for_room(self, room_name: str) -> str: ...
+
+    async def hosting_node(self, room_name: str) -> str | None: ...
+
+    async def room_nodes(self) -> dict[str, str]: ...
+
+
+class RoutedRoomAdmin:
+    """RoomService that runs each call on the node hosting its room."""
+
+    def __init__(self, local: RoomAdmin, router: RoomLocator, call_node: CallNode) -> None:
+        self._local = local
         self._router = router
-        self._relay = relay
+        self._call_node = call_node
 
-    def _token(self, context: grpc.aio.ServicerContext) -> str:
-        header = dict(context.invocation_metadata() or ()).get("authorization", "")
-        return header[7:].strip() if isinstance(header, str) and header.lower().startswith("bearer ") else ""
-
-    async def _remote(self, node_id: str, context: grpc.aio.ServicerContext, **call: Any) -> Any:
-        try:
-            reply = await self._relay.call(node_id, relay_pb2.RoomCall(token=self._token(context), **call))
-        except RequestError as exc:
-            await _abort(context, exc)
-        if reply.code:
-            await context.abort(status_code(reply.code), reply.message)
-        return getattr(reply, reply.WhichOneof("reply"))
-
-    async def _host_of(self, room: str, context: grpc.aio.ServicerContext) -> str | None:
-        """The other node hosting room, or None when it is here or nowhere."""
-        if not room or room in self._node.rooms:
-            return None
-        try:
-            host = await self._router.hosting_node(room)
-        except RequestError as exc:
-            await _abort(context, exc)
-        return host if host != self._router.node_id else None
-
-    async def CreateRoom(self, request: room_service_pb2.CreateRoomRequest, context: grpc.aio.ServicerContext):  # noqa: N802
-        await self._require(context, "room_create")
-        if request.name and request.name not in self._node.rooms:
-            try:
-                host = await self._router.node_for_room(request.name)
-            except RequestError as exc:
-                await _abort(context, exc)
+    async def create_room(self, caller: Caller, request: room_service_pb2.CreateRoomRequest) -> models_pb2.Room:
+        require_grant(caller.claims, "room_create")
+        if request.name and not self._local.hosts(request.name):
+            host = await self._router.node_for_room(request.name)
             if host != self._router.node_id:
-                return await self._remote(host, context, create_room=request)
-        return await super().CreateRoom(request, context)
+                return await self._remote(host, caller, create_room=request)
+        return await self._local.create_room(caller, request)
 
-    async def ListRooms(self, request: room_service_pb2.ListRoomsRequest, context: grpc.aio.ServicerContext):  # noqa: N802
-        local = await super().ListRooms(request, context)
+    async def list_rooms(self, caller: Caller, request: room_service_pb2.ListRoomsRequest) -> room_service_pb2.ListRoomsResponse:
+        local = await self._local.list_rooms(caller, request)
         try:
             mapping = await self._router.room_nodes()
         except RequestError as exc:
@@ -83,10 +67,10 @@ class RoutedRoomServicer(RoomServicer):
             if node_id != self._router.node_id and (not wanted or room in wanted):
                 by_node[node_id].append(room)
 
-        async def ask(node_id: str, rooms: list[str]) -> list[Any]:
-            call = relay_pb2.RoomCall(token=self._token(context), list_rooms=room_service_pb2.ListRoomsRequest(names=rooms))
+        async def ask(node_id: str, rooms: list[str]) -> list[models_pb2.Room]:
+            call = relay_pb2.RoomCall(token=caller.token, list_rooms=room_service_pb2.ListRoomsRequest(names=rooms))
             try:
-                reply = await self._relay.call(node_id, call)
+                reply = await self._call_node(node_id, call)
             except RequestError as exc:
                 log.warning("ListRooms skips node %s: %s", node_id, exc.message)
                 return []
@@ -97,26 +81,46 @@ class RoutedRoomServicer(RoomServicer):
         merged = list(local.rooms) + [room for rooms in found for room in rooms if room.name not in seen]
         return room_service_pb2.ListRoomsResponse(rooms=merged)
 
-    async def DeleteRoom(self, request: room_service_pb2.DeleteRoomRequest, context: grpc.aio.ServicerContext):  # noqa: N802
-        host = await self._host_of(request.room, context)
+    async def delete_room(self, caller: Caller, request: room_service_pb2.DeleteRoomRequest) -> room_service_pb2.DeleteRoomResponse:
+        host = await self._host_of(request.room)
         if host is not None:
-            return await self._remote(host, context, delete_room=request)
-        return await super().DeleteRoom(request, context)
+            return await self._remote(host, caller, delete_room=request)
+        return await self._local.delete_room(caller, request)
 
-    async def ListParticipants(self, request: room_service_pb2.ListParticipantsRequest, context: grpc.aio.ServicerContext):  # noqa: N802
-        host = await self._host_of(request.room, context)
+    async def list_participants(
+        self, caller: Caller, request: room_service_pb2.ListParticipantsRequest
+    ) -> room_service_pb2.ListParticipantsResponse:
+        host = await self._host_of(request.room)
         if host is not None:
-            return await self._remote(host, context, list_participants=request)
-        return await super().ListParticipants(request, context)
+            return await self._remote(host, caller, list_participants=request)
+        return await self._local.list_participants(caller, request)
 
-    async def RemoveParticipant(self, request: room_service_pb2.RoomParticipantIdentity, context: grpc.aio.ServicerContext):  # noqa: N802
-        host = await self._host_of(request.room, context)
+    async def remove_participant(
+        self, caller: Caller, request: room_service_pb2.RoomParticipantIdentity
+    ) -> room_service_pb2.RemoveParticipantResponse:
+        host = await self._host_of(request.room)
         if host is not None:
-            return await self._remote(host, context, remove_participant=request)
-        return await super().RemoveParticipant(request, context)
+            return await self._remote(host, caller, remove_participant=request)
+        return await self._local.remove_participant(caller, request)
 
-    async def MutePublishedTrack(self, request: room_service_pb2.MuteRoomTrackRequest, context: grpc.aio.ServicerContext):  # noqa: N802
-        host = await self._host_of(request.room, context)
+    async def mute_published_track(
+        self, caller: Caller, request: room_service_pb2.MuteRoomTrackRequest
+    ) -> room_service_pb2.MuteRoomTrackResponse:
+        host = await self._host_of(request.room)
         if host is not None:
-            return await self._remote(host, context, mute_published_track=request)
-        return await super().MutePublishedTrack(request, context)
+            return await self._remote(host, caller, mute_published_track=request)
+        return await self._local.mute_published_track(caller, request)
+
+    async def _host_of(self, room: str) -> str | None:
+        """The other node hosting room, or None when it is here or nowhere."""
+        if not room or self._local.hosts(room):
+            return None
+        host = await self._router.hosting_node(room)
+        return host if host != self._router.node_id else None
+
+    async def _remote(self, node_id: str, caller: Caller, **call: Any) -> Any:
+        """Run one call on node_id; its reply's payload, or its refusal raised as RequestError."""
+        reply = await self._call_node(node_id, relay_pb2.RoomCall(token=caller.token, **call))
+        if reply.code:
+            raise RequestError(error_code(reply.code), reply.message)
+        return getattr(reply, reply.WhichOneof("reply"))
