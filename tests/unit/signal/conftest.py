@@ -28,12 +28,10 @@ def claims(identity: str = "alice", room: str = "room", **grant: object) -> auth
     )
 
 
-def new_node(limits: LimitsConfig | None = None) -> MediaNode:
+def new_node(limits: LimitsConfig | None = None, node_id: str = "node-test") -> MediaNode:
     """A MediaNode whose UdpMux is real and whose socket is a recorder (tests.unit.rtc.fake_client)."""
-    config = MediaConfig()
-    if limits is not None:
-        config = dataclasses.replace(config, limits=limits)
-    return MediaNode(config, media_pod().context)
+    config = dataclasses.replace(MediaConfig(), node_id=node_id, limits=limits or LimitsConfig())
+    return MediaNode(config, dataclasses.replace(media_pod().context, node_id=node_id))
 
 
 @pytest.fixture

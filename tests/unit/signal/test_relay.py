@@ -1,0 +1,322 @@
+"""The relay between two nodes: sessions whose client is on one node and room on the other, and room calls.
+
+Both nodes are real (MediaNode, SessionHost, RoomAdmin, SignalRelay,
+SignalGateway, RoutedRoomAdmin); only Redis pub/sub is replaced, by
+MemoryRouters that hand each serialized message to the other node's relay
+on a later loop turn, as a subscription would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from mediapod import auth
+from mediapod.config import LimitsConfig
+from mediapod.protocol import relay_pb2, room_service_pb2, signal_pb2
+from mediapod.rtc.errors import ErrorCode, RequestError
+from mediapod.rtc.node import MediaNode
+from mediapod.rtc.participant import LeaveReason
+from mediapod.signal.access import authenticate
+from mediapod.signal.decoding import UndecodableRequest
+from mediapod.signal.gateway import SignalGateway
+from mediapod.signal.relay import SignalRelay
+from mediapod.signal.room_admin import RoomAdmin
+from mediapod.signal.room_routing import RoutedRoomAdmin
+from mediapod.signal.session import SessionHost
+from mediapod.signal.status import status_number
+from mediapod.signal.stream import ProtocolViolation, StreamAbandoned
+from tests.unit.signal.conftest import new_node
+from tests.unit.signal.fake_transport import FakeTransport
+
+KEY, SECRET = "relay-test", "s" * 32
+ROOM = "room"
+
+
+class Bus:
+    """The pub/sub channels of every node and the shared room -> node map."""
+
+    def __init__(self) -> None:
+        self.routers: dict[str, MemoryRouter] = {}
+        self.room_map: dict[str, str] = {}
+        self.gone: set[str] = set()
+
+
+class MemoryRouter:
+    """What the relay uses of RedisRouter, over a Bus instead of Redis."""
+
+    def __init__(self, bus: Bus, node_id: str) -> None:
+        self._bus = bus
+        self._node_id = node_id
+        self.on_message = None
+        self.draining = False
+        bus.routers[node_id] = self
+
+    @property
+    def node_id(self) -> str:
+        return self._node_id
+
+    async def send(self, node_id: str, message: relay_pb2.RelayMessage) -> None:
+        target = self._bus.routers.get(node_id)
+        if target is None or target.on_message is None or node_id in self._bus.gone:
+            raise RequestError(ErrorCode.UNAVAILABLE, f"node {node_id!r} is not listening")
+        message.from_node = self._node_id
+        delivered = relay_pb2.RelayMessage.FromString(message.SerializeToString())
+        asyncio.get_running_loop().call_soon(target.on_message, delivered)
+
+    async def node_for_room(self, room_name: str, avoid: str = "") -> str:
+        host = self._bus.room_map.get(room_name)
+        if host is None or host == avoid:
+            host = next(n for n in self._bus.routers if n != avoid)
+            self._bus.room_map[room_name] = host
+        return host
+
+    async def hosting_node(self, room_name: str) -> str | None:
+        return self._bus.room_map.get(room_name)
+
+    async def room_nodes(self) -> dict[str, str]:
+        return dict(self._bus.room_map)
+
+    def accepts_room(self, room_name: str) -> bool:
+        return not self.draining
+
+    def is_gone(self, node_id: str, patience: float = 1.0) -> bool:
+        return node_id in self._bus.gone
+
+
+@dataclasses.dataclass
+class Node:
+    """One media node wired as main.py and Cluster wire it."""
+
+    media: MediaNode
+    router: MemoryRouter
+    relay: SignalRelay
+    gateway: SignalGateway
+    rooms: RoutedRoomAdmin
+
+
+def token(identity: str = "alice", room: str = ROOM, **grant: object) -> str:
+    video = auth.VideoGrant(**{"room_join": True, "room": room, **grant})  # type: ignore[arg-type]
+    return auth.AccessToken(KEY, SECRET).with_identity(identity).with_grant(video).to_jwt()
+
+
+def start_node(bus: Bus, node_id: str, limits: LimitsConfig) -> Node:
+    media = new_node(limits, node_id)
+    verifier = auth.TokenVerifier({KEY: SECRET})
+    sessions, local_rooms = SessionHost(media), RoomAdmin(media)
+    router = MemoryRouter(bus, node_id)
+    relay = SignalRelay(router, sessions, local_rooms, verifier, limits, check_interval=0.02)
+    return Node(media, router, relay, SignalGateway(sessions, router, verifier, relay), RoutedRoomAdmin(local_rooms, router, relay.call))
+
+
+@pytest.fixture
+async def two_nodes() -> AsyncIterator[Callable[..., tuple[Node, Node]]]:
+    """Starts (edge, host), both with the given limits; the room is mapped to the host."""
+    started: list[Node] = []
+
+    def start(**limits: object) -> tuple[Node, Node]:
+        bus = Bus()
+        config = LimitsConfig(**limits)  # type: ignore[arg-type]
+        edge, host = start_node(bus, "edge", config), start_node(bus, "host", config)
+        bus.room_map[ROOM] = "host"
+        started.extend((edge, host))
+        return edge, host
+
+    yield start
+    for node in started:
+        await node.relay.close()
+        node.media.close()
+
+
+@pytest.fixture
+async def nodes(two_nodes: Callable[..., tuple[Node, Node]]) -> tuple[Node, Node]:
+    return two_nodes()
+
+
+class Client:
+    """A client whose stream landed on a node: its session runs through that node's gateway."""
+
+    def __init__(self, node: Node, identity: str = "alice", *, reading: bool = True, join_token: str | None = None) -> None:
+        self.transport = FakeTransport(reading=reading)
+        self.transport.request(join=signal_pb2.JoinRequest(token=join_token or token(identity)))
+        self.task = asyncio.get_running_loop().create_task(node.gateway.serve(self.transport))
+
+    async def joined(self) -> signal_pb2.JoinResponse:
+        return (await self.transport.until("join"))[0].join
+
+    async def ended(self, timeout: float = 2.0) -> None:
+        await asyncio.wait_for(self.task, timeout)
+
+
+async def until(condition: object, timeout: float = 2.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():  # type: ignore[operator]
+            await asyncio.sleep(0.005)
+
+
+def leaves(node: Node, reason: LeaveReason) -> int:
+    return node.media.context.counters.leaves[reason.value]
+
+
+async def test_a_client_on_the_edge_joins_the_room_on_the_host_and_is_answered_through_the_relay(nodes: tuple[Node, Node]) -> None:
+    edge, host = nodes
+    client = Client(edge)
+    join = await client.joined()
+    assert (join.node_id, join.participant.identity) == ("host", "alice")
+    assert "alice" in host.media.rooms[ROOM].participants and ROOM not in edge.media.rooms
+    client.transport.request(5, ping=signal_pb2.Ping(timestamp=99))
+    assert (await client.transport.until("pong"))[0].pong.last_ping_timestamp == 99
+    client.transport.request(6, mute=signal_pb2.MuteTrackRequest(sid="TR_nope"))
+    error = (await client.transport.until("error"))[0].error
+    assert (error.request_id, error.code) == (6, status_number(ErrorCode.NOT_FOUND))
+    assert edge.relay.active_sessions == 1 and host.relay.active_sessions == 1
+
+
+async def test_a_leave_through_the_edge_removes_the_participant_on_the_host(nodes: tuple[Node, Node]) -> None:
+    edge, host = nodes
+    client = Client(edge)
+    await client.joined()
+    client.transport.request(leave=signal_pb2.LeaveRequest())
+    await client.ended()
+    await until(lambda: not host.media.rooms[ROOM].participants)
+    assert leaves(host, LeaveReason.CLIENT_INITIATED) == 1
+    await until(lambda: edge.relay.active_sessions == 0 and host.relay.active_sessions == 0)
+
+
+async def test_a_hang_up_at_the_edge_removes_the_participant_on_the_host(nodes: tuple[Node, Node]) -> None:
+    edge, host = nodes
+    client = Client(edge)
+    await client.joined()
+    client.transport.hang_up()
+    await client.ended()
+    await until(lambda: not host.media.rooms[ROOM].participants)
+
+
+async def test_a_participant_removed_on_the_host_gets_its_leave_through_the_edge(nodes: tuple[Node, Node]) -> None:
+    edge, host = nodes
+    client = Client(edge)
+    await client.joined()
+    room = host.media.rooms[ROOM]
+    room.remove_participant(room.participants["alice"], LeaveReason.PARTICIPANT_REMOVED)
+    await client.ended()
+    assert client.transport.of("leave")[-1].leave.reason == signal_pb2.LeaveRequest.PARTICIPANT_REMOVED
+
+
+async def test_a_client_that_stops_reading_at_the_edge_is_abandoned_there_and_removed_as_stalled_on_the_host(
+    two_nodes: Callable[..., tuple[Node, Node]],
+) -> None:
+    edge, host = two_nodes(signal_write_timeout=0.05)
+    client = Client(edge)
+    await client.joined()
+    client.transport.reading.clear()
+    client.transport.request(ping=signal_pb2.Ping(timestamp=1))  # its pong waits at the edge, past the deadline
+    with pytest.raises(StreamAbandoned):
+        await client.ended()
+    await until(lambda: not host.media.rooms[ROOM].participants)
+    assert leaves(host, LeaveReason.SIGNAL_STALLED) == 1
+
+
+async def test_responses_piling_up_at_the_edge_past_the_budget_stall_the_session(two_nodes: Callable[..., tuple[Node, Node]]) -> None:
+    edge, host = two_nodes(signal_queue_size=1000, signal_write_timeout=60)
+    watcher = Client(edge, "watcher")
+    await watcher.joined()
+    watcher.transport.reading.clear()  # writes to it wait (within their deadline): only the budget can end it
+    for index in range(20):
+        passer_by = Client(host, f"passer-by-{index}")
+        await passer_by.joined()
+        passer_by.transport.hang_up()
+        await passer_by.ended()
+    with pytest.raises(StreamAbandoned):
+        await watcher.ended()
+    await until(lambda: "watcher" not in host.media.rooms[ROOM].participants)
+    assert leaves(host, LeaveReason.SIGNAL_STALLED) == 1
+
+
+async def test_undecodable_bytes_are_refused_at_the_edge_and_the_host_counts_a_protocol_violation(nodes: tuple[Node, Node]) -> None:
+    edge, host = nodes
+    client = Client(edge)
+    await client.joined()
+    client.transport.send(UndecodableRequest("a SignalRequest of 2 bytes could not be decoded (bad)"))
+    with pytest.raises(ProtocolViolation, match="could not be decoded"):
+        await client.ended()
+    await until(lambda: not host.media.rooms[ROOM].participants)
+    assert leaves(host, LeaveReason.PROTOCOL_VIOLATION) == 1
+
+
+async def test_the_host_checks_the_token_again(nodes: tuple[Node, Node]) -> None:
+    edge, host = nodes
+    client = Client(edge)
+    await client.joined()
+    # A token the edge accepted but the host's keys do not: the host refuses it with its own words.
+    host.relay._verifier = auth.TokenVerifier({"other": SECRET})  # noqa: SLF001 - two nodes with different keys
+    refused = Client(edge, "mallory")
+    with pytest.raises(RequestError) as error:
+        await refused.ended()
+    assert error.value.code == ErrorCode.UNAUTHENTICATED and "unknown API key" in error.value.message
+
+
+async def test_a_draining_host_sends_the_room_elsewhere_here_when_the_map_says_so(nodes: tuple[Node, Node]) -> None:
+    edge, host = nodes
+    host.router.draining = True
+    client = Client(edge)
+    join = await client.joined()
+    assert join.node_id == "edge" and "alice" in edge.media.rooms[ROOM].participants
+
+
+async def test_a_host_that_stops_heartbeating_ends_the_edge_session_as_unavailable(nodes: tuple[Node, Node]) -> None:
+    edge, host = nodes
+    client = Client(edge)
+    await client.joined()
+    edge.router._bus.gone.add("host")  # noqa: SLF001 - the host crashed
+    with pytest.raises(RequestError) as ended:
+        await client.ended()
+    assert ended.value.code == ErrorCode.UNAVAILABLE and "'host'" in ended.value.message
+    edge.router._bus.gone.clear()  # noqa: SLF001 - back, so the edge's last messages go out at teardown
+
+
+async def test_a_request_for_a_session_the_host_forgot_ends_it_at_the_edge(nodes: tuple[Node, Node]) -> None:
+    edge, host = nodes
+    client = Client(edge)
+    await client.joined()
+    host.relay._hosted.clear()  # noqa: SLF001 - the host restarted under the same id
+    client.transport.request(ping=signal_pb2.Ping(timestamp=1))
+    with pytest.raises(RequestError) as ended:
+        await client.ended()
+    assert ended.value.code == ErrorCode.UNAVAILABLE and "no such session" in ended.value.message
+
+
+async def test_room_calls_from_the_edge_run_on_the_host_with_its_checks(nodes: tuple[Node, Node]) -> None:
+    edge, host = nodes
+    client = Client(edge)
+    await client.joined()
+    admin = authenticate(auth.TokenVerifier({KEY: SECRET}), token("", room_join=False, room_admin=True, room_list=True))
+    listed = await edge.rooms.list_participants(admin, room_service_pb2.ListParticipantsRequest(room=ROOM))
+    assert [p.identity for p in listed.participants] == ["alice"]
+    rooms = await edge.rooms.list_rooms(admin, room_service_pb2.ListRoomsRequest())
+    assert [(r.name, r.node_id, r.num_participants) for r in rooms.rooms] == [(ROOM, "host", 1)]
+    with pytest.raises(RequestError) as missing:
+        await edge.rooms.remove_participant(admin, room_service_pb2.RoomParticipantIdentity(room=ROOM, identity="nobody"))
+    assert missing.value.code == ErrorCode.NOT_FOUND
+    await edge.rooms.remove_participant(admin, room_service_pb2.RoomParticipantIdentity(room=ROOM, identity="alice"))
+    await client.ended()
+    assert client.transport.of("leave")[-1].leave.reason == signal_pb2.LeaveRequest.PARTICIPANT_REMOVED
+
+
+async def test_a_room_call_with_a_bad_token_is_refused_by_the_host(nodes: tuple[Node, Node]) -> None:
+    edge, _ = nodes
+    call = relay_pb2.RoomCall(token="a.b.c", list_participants=room_service_pb2.ListParticipantsRequest(room=ROOM))
+    reply = await edge.relay.call("host", call)
+    assert reply.code == status_number(ErrorCode.UNAUTHENTICATED) and reply.WhichOneof("reply") is None
+    participant = relay_pb2.RoomCall(token=token("bob"), list_participants=room_service_pb2.ListParticipantsRequest(room=ROOM))
+    reply = await edge.relay.call("host", participant)
+    assert reply.code == status_number(ErrorCode.PERMISSION_DENIED) and "roomAdmin" in reply.message
+
+
+async def test_a_room_call_to_a_node_that_does_not_listen_is_unavailable(nodes: tuple[Node, Node]) -> None:
+    edge, _ = nodes
+    with pytest.raises(RequestError) as unreachable:
+        await edge.relay.call("nowhere", relay_pb2.RoomCall(token="t", list_rooms=room_service_pb2.ListRoomsRequest()))
+    assert unreachable.value.code == ErrorCode.UNAVAILABLE

@@ -1,0 +1,117 @@
+"""Room administration on this node: each call's effect on real rooms, and its refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from mediapod.protocol import room_service_pb2
+from mediapod.rtc.errors import ErrorCode, RequestError
+from mediapod.rtc.node import MediaNode
+from mediapod.rtc.participant import LeaveReason, Participant, Permission
+from mediapod.signal.access import Caller
+from mediapod.signal.room_admin import RoomAdmin
+from tests.unit.rtc.fake_client import MICROPHONE, RecordingSink
+from tests.unit.rtc.test_sdp import CHROME_OFFER
+from tests.unit.signal.conftest import claims
+
+
+def caller(room: str = "room", **grant: object) -> Caller:
+    return Caller("token", claims("", room=room, room_join=False, **grant))
+
+
+ADMIN = caller(room_admin=True)
+
+
+def join(node: MediaNode, identity: str, room: str = "room") -> tuple[Participant, RecordingSink]:
+    sink = RecordingSink()
+    participant = node.room_for_join(room).join(identity, identity, "", Permission(), True, sink)
+    return participant, sink
+
+
+async def refused(call: object) -> RequestError:
+    with pytest.raises(RequestError) as error:
+        await call  # type: ignore[misc]
+    return error.value
+
+
+async def test_create_room_takes_the_requested_settings_and_needs_room_create(node: MediaNode) -> None:
+    admin = RoomAdmin(node)
+    request = room_service_pb2.CreateRoomRequest(name="new", empty_timeout=5, max_participants=3, metadata="m")
+    denied = await refused(admin.create_room(caller(), request))
+    assert denied.code == ErrorCode.PERMISSION_DENIED and "roomCreate" in denied.message and not node.rooms
+    info = await admin.create_room(caller(room_create=True), request)
+    assert (info.name, info.empty_timeout, info.departure_timeout, info.max_participants, info.metadata, info.node_id) == (
+        "new", 5, 0, 3, "m", "node-test"
+    )
+    assert node.rooms["new"].settings.departure_timeout == 0  # one timeout set means both are
+    unnamed = await refused(admin.create_room(caller(room_create=True), room_service_pb2.CreateRoomRequest()))
+    assert unnamed.code == ErrorCode.INVALID_ARGUMENT
+
+
+async def test_list_rooms_filters_by_name_and_needs_room_list(node: MediaNode) -> None:
+    admin = RoomAdmin(node)
+    for name in ("a", "b"):
+        node.create_room(name)
+    assert (await refused(admin.list_rooms(caller(), room_service_pb2.ListRoomsRequest()))).code == ErrorCode.PERMISSION_DENIED
+    listed = await admin.list_rooms(caller(room_list=True), room_service_pb2.ListRoomsRequest())
+    assert sorted(r.name for r in listed.rooms) == ["a", "b"]
+    only = await admin.list_rooms(caller(room_list=True), room_service_pb2.ListRoomsRequest(names=["b", "zzz"]))
+    assert [r.name for r in only.rooms] == ["b"]
+
+
+async def test_delete_room_tells_everyone_and_an_unknown_room_is_not_found(node: MediaNode) -> None:
+    admin = RoomAdmin(node)
+    _, sink = join(node, "alice")
+    await admin.delete_room(caller(room_create=True), room_service_pb2.DeleteRoomRequest(room="room"))
+    assert sink.of("leave") == [(LeaveReason.ROOM_DELETED,)] and "room" not in node.rooms
+    missing = await refused(admin.delete_room(caller(room_create=True), room_service_pb2.DeleteRoomRequest(room="room")))
+    assert missing.code == ErrorCode.NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    ("who", "words"),
+    [
+        (caller(), "roomAdmin"),
+        (caller(room="", room_admin=True), "names no room"),
+        (caller(room="elsewhere", room_admin=True), "administers room 'elsewhere', not 'room'"),
+    ],
+)
+async def test_participant_calls_need_an_admin_grant_for_that_room(node: MediaNode, who: Caller, words: str) -> None:
+    join(node, "alice")
+    admin = RoomAdmin(node)
+    for call in (
+        admin.list_participants(who, room_service_pb2.ListParticipantsRequest(room="room")),
+        admin.remove_participant(who, room_service_pb2.RoomParticipantIdentity(room="room", identity="alice")),
+        admin.mute_published_track(who, room_service_pb2.MuteRoomTrackRequest(room="room", identity="alice", track_sid="TR_x")),
+    ):
+        denied = await refused(call)
+        assert denied.code == ErrorCode.PERMISSION_DENIED and words in denied.message
+    assert "alice" in node.rooms["room"].participants
+
+
+async def test_list_and_remove_participants(node: MediaNode) -> None:
+    admin = RoomAdmin(node)
+    _, alice = join(node, "alice")
+    join(node, "bob")
+    listed = await admin.list_participants(ADMIN, room_service_pb2.ListParticipantsRequest(room="room"))
+    assert sorted(p.identity for p in listed.participants) == ["alice", "bob"]
+    await admin.remove_participant(ADMIN, room_service_pb2.RoomParticipantIdentity(room="room", identity="alice"))
+    assert alice.of("leave") == [(LeaveReason.PARTICIPANT_REMOVED,)] and list(node.rooms["room"].participants) == ["bob"]
+    again = await refused(admin.remove_participant(ADMIN, room_service_pb2.RoomParticipantIdentity(room="room", identity="alice")))
+    assert again.code == ErrorCode.NOT_FOUND and "alice" in again.message
+    nowhere = await refused(admin.list_participants(caller(room="gone", room_admin=True), room_service_pb2.ListParticipantsRequest(room="gone")))
+    assert nowhere.code == ErrorCode.NOT_FOUND
+
+
+async def test_mute_published_track_mutes_it_and_tells_its_publisher(node: MediaNode) -> None:
+    admin = RoomAdmin(node)
+    publisher, sink = join(node, "alice")
+    publisher.announce_track(MICROPHONE)
+    await publisher.handle_offer("offer", CHROME_OFFER)
+    (sid,) = publisher.tracks
+    muted = await admin.mute_published_track(ADMIN, room_service_pb2.MuteRoomTrackRequest(room="room", identity="alice", track_sid=sid, muted=True))
+    assert muted.track.muted and publisher.tracks[sid].muted and sink.of("mute") == [(sid, True)]
+    unknown = await refused(
+        admin.mute_published_track(ADMIN, room_service_pb2.MuteRoomTrackRequest(room="room", identity="alice", track_sid="TR_nope"))
+    )
+    assert unknown.code == ErrorCode.NOT_FOUND
