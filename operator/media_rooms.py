@@ -34,9 +34,7 @@ class MediaRooms:
     """RoomService clients for every media node, one gRPC channel per address."""
 
     def __init__(self, api_key: str, api_secret: str, timeout: float = 2.0) -> None:
-        self._token = AccessToken(api_key, api_secret).with_grant(
-            VideoGrant(room_create=True, room_list=True, room_admin=True)
-        ).with_ttl(TOKEN_TTL)
+        self._token = AccessToken(api_key, api_secret).with_ttl(TOKEN_TTL)
         self._timeout = timeout
         self._channels: dict[str, grpc.aio.Channel] = {}
 
@@ -47,8 +45,14 @@ class MediaRooms:
             channel = self._channels[target] = grpc.aio.insecure_channel(target)
         return room_service_pb2_grpc.RoomServiceStub(channel)
 
-    def _metadata(self) -> tuple[tuple[str, str]]:
-        return (("authorization", f"Bearer {self._token.to_jwt()}"),)
+    def _metadata(self, room: str = "") -> tuple[tuple[str, str]]:
+        """Call credentials: room creation and listing, and administration of ``room`` only.
+
+        As in LiveKit, a roomAdmin grant is only honoured for the room it
+        names, so calls about one room carry a token minted for it.
+        """
+        grant = VideoGrant(room_create=True, room_list=True, room_admin=bool(room), room=room)
+        return (("authorization", f"Bearer {self._token.with_grant(grant).to_jwt()}"),)
 
     async def live_rooms(self, node: node_pb2.Node) -> dict[str, LiveRoom]:
         """The rooms a node hosts, with participant, publisher and track counts."""
@@ -71,7 +75,9 @@ class MediaRooms:
     async def _tracks(self, stub: room_service_pb2_grpc.RoomServiceStub, room: models_pb2.Room) -> int:
         try:
             listed = await stub.ListParticipants(
-                room_service_pb2.ListParticipantsRequest(room=room.name), metadata=self._metadata(), timeout=self._timeout
+                room_service_pb2.ListParticipantsRequest(room=room.name),
+                metadata=self._metadata(room.name),
+                timeout=self._timeout,
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
