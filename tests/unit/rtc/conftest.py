@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mediapod.rtc.room import Room
-from tests.unit.rtc.fake_client import Pod, media_pod, new_room
+from tests.support.fake_client import Pod, media_pod, new_room
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from mediapod.rtc.room import Room
 from mediapod.rtc.ssrc_guard import UnknownSsrcLimits
 from mediapod.rtc.track import TrackAnnouncement
 from mediapod.transport import ice, peer as peer_module
-from tests.unit.rtc.fake_client import (
+from tests.support.fake_client import (
     CAMERA,
     MICROPHONE,
     SCREEN,
@@ -31,7 +31,7 @@ from tests.unit.rtc.fake_client import (
     publish_chrome_offer,
     rtp,
 )
-from tests.unit.rtc.test_sdp import CHROME_OFFER, minimal_offer
+from tests.support.sdp_fixtures import CHROME_OFFER, minimal_offer
 
 
 async def test_announcing_a_track_tells_the_client_its_sid(pod: Pod, room: Room) -> None:

@@ -15,7 +15,7 @@ import sdp_transform
 
 from mediapod.rtc.room import Room
 from mediapod.rtc.track import PublishedTrack
-from tests.unit.rtc.fake_client import (
+from tests.support.fake_client import (
     MID_ID,
     MIC_SSRC,
     REPAIRED_RID_ID,

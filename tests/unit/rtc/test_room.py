@@ -11,7 +11,7 @@ from mediapod.config import LimitsConfig
 from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.participant import LeaveReason, ParticipantState, Permission
 from mediapod.rtc.room import Room
-from tests.unit.rtc.fake_client import MICROPHONE, Member, Pod, join, new_room, publish_chrome_offer
+from tests.support.fake_client import MICROPHONE, Member, Pod, join, new_room, publish_chrome_offer
 
 
 def offered_tracks(member: Member) -> list[str]:

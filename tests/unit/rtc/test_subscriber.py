@@ -22,7 +22,7 @@ from mediapod.rtc.track import PublishedTrack, TrackAnnouncement
 from mediapod.rtp.packet import RtpHeader
 from mediapod.sfu.receiver import KEYFRAME_REQUEST_INTERVAL, TrackReceiver
 from mediapod.transport.peer import TransportState
-from tests.unit.rtc.fake_client import VP8_DELTA, VP8_KEYFRAME, ClientPeer, Pod, payload_of, rtp, rtp_fields
+from tests.support.fake_client import VP8_DELTA, VP8_KEYFRAME, ClientPeer, Pod, payload_of, rtp, rtp_fields
 
 OPUS = Codec(111, "opus", 48000, 2, "minptime=10;useinbandfec=1")
 VP8 = Codec(96, "VP8", 90000, None, "", [("nack", ""), ("nack", "pli"), ("ccm", "fir")])

@@ -12,7 +12,7 @@ from mediapod.rtc.track import LayerAnnouncement, PublishedTrack, TrackAnnouncem
 from mediapod.rtp.packet import RtpHeader
 from mediapod.sfu.downtrack import DownTrack
 from mediapod.sfu.receiver import KEYFRAME_REQUEST_INTERVAL, TrackReceiver
-from tests.unit.rtc.fake_client import VP8_KEYFRAME, rtp
+from tests.support.fake_client import VP8_KEYFRAME, rtp
 
 VP8 = Codec(96, "VP8", 90000, None, "", [("nack", "pli")])
 

@@ -11,7 +11,7 @@ import pytest
 from mediapod import auth
 from mediapod.config import LimitsConfig, MediaConfig
 from mediapod.rtc.node import MediaNode
-from tests.unit.rtc.fake_client import media_pod
+from tests.support.fake_client import media_pod
 
 
 def claims(identity: str = "alice", room: str = "room", **grant: object) -> auth.Claims:
@@ -29,7 +29,7 @@ def claims(identity: str = "alice", room: str = "room", **grant: object) -> auth
 
 
 def new_node(limits: LimitsConfig | None = None, node_id: str = "node-test") -> MediaNode:
-    """A MediaNode whose UdpMux is real and whose socket is a recorder (tests.unit.rtc.fake_client)."""
+    """A MediaNode whose UdpMux is real and whose socket is a recorder (tests.support.fake_client)."""
     config = dataclasses.replace(MediaConfig(), node_id=node_id, limits=limits or LimitsConfig())
     return MediaNode(config, dataclasses.replace(media_pod().context, node_id=node_id))
 

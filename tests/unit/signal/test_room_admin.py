@@ -10,8 +10,8 @@ from mediapod.rtc.node import MediaNode
 from mediapod.rtc.participant import LeaveReason, Participant, Permission
 from mediapod.signal.access import Caller
 from mediapod.signal.room_admin import RoomAdmin
-from tests.unit.rtc.fake_client import MICROPHONE, RecordingSink
-from tests.unit.rtc.test_sdp import CHROME_OFFER
+from tests.support.fake_client import MICROPHONE, RecordingSink
+from tests.support.sdp_fixtures import CHROME_OFFER
 from tests.unit.signal.conftest import claims
 
 

@@ -21,7 +21,7 @@ from mediapod.signal.session import SERVER_VERSION, SessionHost, dispatch, read_
 from mediapod.signal.sink import QueueSink
 from mediapod.signal.status import status_number
 from mediapod.signal.stream import ProtocolViolation, ResponseQueue, StreamAbandoned
-from tests.unit.rtc.test_sdp import CHROME_OFFER
+from tests.support.sdp_fixtures import CHROME_OFFER
 from tests.unit.signal.conftest import claims, new_node
 from tests.unit.signal.fake_transport import FakeTransport
 

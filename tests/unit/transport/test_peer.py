@@ -22,7 +22,7 @@ from mediapod.transport.ice import parse_stun
 from mediapod.transport.peer import MAX_RTCP_SSRCS, PeerTransport, TransportState
 from mediapod.transport.srtp import AES128_CM_SHA1_80, SrtpSession
 from mediapod.transport.udp import UdpMux
-from tests.unit.transport.test_udp_mux import binding_request
+from tests.support.stun_requests import binding_request
 
 FINGERPRINT = [("sha-256", "AB:" * 31 + "AB")]
 

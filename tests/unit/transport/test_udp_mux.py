@@ -18,9 +18,9 @@ from mediapod.transport.dtls import DtlsCertificate
 from mediapod.transport.ice import parse_stun
 from mediapod.transport.peer import PeerTransport
 from mediapod.transport.udp import UdpMux
+from tests.support.stun_requests import REMOTE_UFRAG, binding_request
 from tests.support.peers import eventually
 
-REMOTE_UFRAG = "peer"
 
 # RTP v2, PT 96, seq 1, ts 0, SSRC 0x11223344, then 16 bytes that would be
 # ciphertext and auth tag if this were SRTP.
@@ -58,19 +58,6 @@ class UdpClient(asyncio.DatagramProtocol):
 
     async def receive(self, timeout: float = 2.0) -> bytes:
         return await asyncio.wait_for(self.received.get(), timeout)
-
-
-def binding_request(
-    peer: PeerTransport, *, password: str | None = None, ufrag: str | None = None, use_candidate: bool = False
-) -> bytes:
-    request = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
-    request.attributes["USERNAME"] = f"{ufrag or peer.ice.local_ufrag}:{REMOTE_UFRAG}"
-    request.attributes["PRIORITY"] = 1853824767
-    request.attributes["ICE-CONTROLLING"] = 0x1122334455667788
-    if use_candidate:
-        request.attributes["USE-CANDIDATE"] = None
-    request.add_message_integrity((password or peer.ice.local_pwd).encode())
-    return bytes(request)
 
 
 def drops_except_zero(counters: MediaCounters) -> dict[str, int]:

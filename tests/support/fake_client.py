@@ -33,8 +33,8 @@ from mediapod.transport.ice import Address
 from mediapod.transport.peer import CONNECT_TIMEOUT
 from mediapod.transport.srtp import SrtpSession
 from mediapod.transport.udp import UdpMux
-from tests.unit.rtc.test_sdp import CHROME_OFFER
-from tests.unit.transport.test_dtls_srtp import DtlsClient
+from tests.support.sdp_fixtures import CHROME_OFFER
+from tests.support.dtls_client import DtlsClient
 
 POD_ADDRESS: Address = ("192.0.2.1", 7882)
 
