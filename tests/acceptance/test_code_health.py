@@ -14,9 +14,42 @@ from pathlib import Path
 from aiortc.rtp import RtpPacket
 
 from tests.support.assertion_audit import audit_support_module, audit_test_module
+from tests.support.import_graph import cycles, import_graph, module_files
 from tests.support.peers import RtpProbe
 
 TESTS = Path(__file__).resolve().parents[1]
+ROOT = TESTS.parent
+PRODUCT_PACKAGES = {"mediapod": "mediapod", "sfu_operator": "operator"}
+
+
+# --- item 1: no import cycle ---------------------------------------------------
+
+
+def test_item1_no_import_cycle_among_the_products_modules(tmp_path: Path) -> None:
+    """Every import statement of mediapod and sfu_operator, those under
+    TYPE_CHECKING and inside functions included, forms no cycle; and the
+    walk does see one when a module imports back the module importing it."""
+    modules = module_files(ROOT, PRODUCT_PACKAGES)
+    assert {"mediapod.rtc.participant", "mediapod.rtc.room", "mediapod.transport.peer", "sfu_operator.scheduler"} <= set(modules)
+    graph = import_graph(modules)
+    assert "mediapod.rtc.participant" in graph["mediapod.rtc.room"], "the walk must see real imports"
+    assert cycles(graph) == []
+
+    # The same tree with one import added back (under TYPE_CHECKING, the way
+    # cycles used to hide here) must fail the check.
+    copy = tmp_path / "mediapod"
+    for module, path in modules.items():
+        if module.startswith("mediapod"):
+            target = copy / path.relative_to(ROOT / "mediapod")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(path.read_text())
+    participant = copy / "rtc" / "participant.py"
+    participant.write_text(
+        participant.read_text()
+        + "\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from mediapod.rtc.room import Room\n"
+    )
+    broken = import_graph(module_files(tmp_path, {"mediapod": "mediapod"}))
+    assert ["mediapod.rtc.participant", "mediapod.rtc.room"] in cycles(broken)
 
 
 # --- item 3: the sequence-gap helper -------------------------------------------
