@@ -18,9 +18,8 @@ from mediapod.metrics import MediaCollector, computed_on_loop, serve_metrics
 from mediapod.protocol import room_service_pb2_grpc
 from mediapod.routing.local import LocalRouter
 from mediapod.rtc.node import MediaNode
-from mediapod.signal.decoding import add_signal_service
 from mediapod.signal.gateway import SignalGateway
-from mediapod.signal.grpc_service import RoomServicer, SignalServicer
+from mediapod.signal.grpc_service import RoomServicer, SignalServicer, add_signal_service
 from mediapod.signal.room_admin import RoomAdmin
 from mediapod.signal.session import SessionHost
 

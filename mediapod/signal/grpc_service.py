@@ -21,16 +21,34 @@ from mediapod import auth
 from mediapod.protocol import models_pb2, room_service_pb2, room_service_pb2_grpc, signal_pb2
 from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.signal.access import Caller, authenticate
-from mediapod.signal.decoding import UndecodableRequest
+from mediapod.signal.decoding import UndecodableRequest, decode_signal_request
 from mediapod.signal.gateway import SignalGateway
 from mediapod.signal.room_admin import RoomService
 from mediapod.signal.stream import StreamAbandoned
 
 Response = TypeVar("Response")
 
+SIGNAL_SERVICE = "switchboard.v1.Signal"
+
 
 def status_of(code: ErrorCode) -> grpc.StatusCode:
     return grpc.StatusCode[code.value]
+
+
+def add_signal_service(connect: Callable[..., Awaitable[None]], server: grpc.aio.Server) -> None:
+    """Serve Signal.Connect with ``connect``, its requests decoded by decode_signal_request.
+
+    Replaces the generated add_SignalServicer_to_server, whose deserializer raises.
+    """
+    handlers = {
+        "Connect": grpc.stream_stream_rpc_method_handler(
+            connect,
+            request_deserializer=decode_signal_request,
+            response_serializer=signal_pb2.SignalResponse.SerializeToString,
+        )
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SIGNAL_SERVICE, handlers),))
+    server.add_registered_method_handlers(SIGNAL_SERVICE, handlers)
 
 
 class GrpcSignalTransport:
