@@ -6,6 +6,12 @@ pod forwarded (from its Prometheus counters) and the CPU time the pod process
 spent (from /proc). Prints a table and writes JSON.
 
     .venv/bin/python bench/forwarding.py --subscribers 1 2 4 --duration 10
+    .venv/bin/python bench/forwarding.py --baseline ad3b1c0 --repeats 3
+
+With --baseline the same measurement runs against a media pod built from
+another commit (a temporary git worktree), the two pods taking turns row by
+row so that drift in the machine's speed hits both; the table then shows
+both figures, medians over --repeats turns, and their ratio.
 """
 
 from __future__ import annotations
@@ -13,11 +19,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import contextlib
 import os
 import platform
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,23 +105,86 @@ def print_table(rows: list[dict[str, float]]) -> None:
         )
 
 
-async def run(subscriber_counts: list[int], duration: float) -> list[dict[str, float]]:
-    with tempfile.TemporaryDirectory() as log_dir:
-        pod = MediaPodProcess(node_id="bench").start(log_dir)
+def print_comparison(rows: list[dict[str, float]], baseline: str) -> None:
+    header = (
+        f"{'subscribers':>11} | {'fwd packets/s':>13} | {'CPU s/1000 pkts':>15} | {'baseline ' + baseline[:10]:>19}"
+        f" | {'ratio':>6} | {'spread (min-max)':>17}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(
+            f"{row['subscribers']:>11} | {row['forwarded_packets_per_s']:>13.1f} | {row['cpu_seconds_per_1000_packets']:>15.4f}"
+            f" | {row['baseline_cpu_seconds_per_1000_packets']:>19.4f} | {row['ratio']:>6.3f}"
+            f" | {row['ratio_min']:>7.3f}-{row['ratio_max']:<7.3f}"
+        )
+
+
+@contextlib.contextmanager
+def baseline_tree(revision: str) -> Iterator[dict[str, str]]:
+    """Environment that makes a media pod process import mediapod from ``revision``.
+
+    Only mediapod goes on PYTHONPATH (through a symlink): the repository root
+    also holds operator/, which would shadow the standard library's operator.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        tree, path = Path(scratch) / "tree", Path(scratch) / "path"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), revision], check=True, capture_output=True)
         try:
-            return [await measure(pod, n, duration) for n in subscriber_counts]
+            path.mkdir()
+            (path / "mediapod").symlink_to(tree / "mediapod")
+            yield {"PYTHONPATH": str(path)}
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False, capture_output=True)
+
+
+async def measure_once(env: dict[str, str], subscribers: int, duration: float) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as log_dir:
+        pod = MediaPodProcess(node_id="bench", env=env).start(log_dir)
+        try:
+            return await measure(pod, subscribers, duration)
         finally:
             pod.stop()
+
+
+async def run(subscriber_counts: list[int], duration: float) -> list[dict[str, float]]:
+    return [await measure_once({}, n, duration) for n in subscriber_counts]
+
+
+async def compare(subscriber_counts: list[int], duration: float, baseline: str, repeats: int) -> list[dict[str, float]]:
+    """Candidate and baseline pods in turns; medians of each, and of their pairwise CPU ratio."""
+    rows = []
+    with baseline_tree(baseline) as baseline_env:
+        for n in subscriber_counts:
+            ours, theirs, ratios = [], [], []
+            for _ in range(repeats):
+                a = await measure_once({}, n, duration)
+                b = await measure_once(baseline_env, n, duration)
+                ours.append(a)
+                theirs.append(b)
+                ratios.append(a["cpu_seconds_per_1000_packets"] / b["cpu_seconds_per_1000_packets"])
+            row = {key: statistics.median(r[key] for r in ours) for key in ours[0]}
+            row["baseline_cpu_seconds_per_1000_packets"] = statistics.median(r["cpu_seconds_per_1000_packets"] for r in theirs)
+            row["baseline_forwarded_packets_per_s"] = statistics.median(r["forwarded_packets_per_s"] for r in theirs)
+            row["ratio"], row["ratio_min"], row["ratio_max"] = statistics.median(ratios), min(ratios), max(ratios)
+            rows.append(row)
+    return rows
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--duration", type=float, default=10.0, help="measurement window per row, seconds")
+    parser.add_argument("--baseline", help="a git revision to measure against, in turns with this tree")
+    parser.add_argument("--repeats", type=int, default=3, help="turns per row with --baseline")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "forwarding.json")
     args = parser.parse_args()
-    rows = asyncio.run(run(args.subscribers, args.duration))
-    print_table(rows)
+    if args.baseline:
+        rows = asyncio.run(compare(args.subscribers, args.duration, args.baseline, args.repeats))
+        print_comparison(rows, args.baseline)
+    else:
+        rows = asyncio.run(run(args.subscribers, args.duration))
+        print_table(rows)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
@@ -120,6 +193,7 @@ def main() -> int:
                 "note": "CPU s / 1000 pkts counts packets in + out; the pod also runs DTLS, RTCP and signaling",
                 "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
                 "duration_s": args.duration,
+                "baseline": args.baseline,
                 "results": rows,
             },
             indent=2,
