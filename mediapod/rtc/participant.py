@@ -24,8 +24,8 @@ from mediapod.rtc.sdp import (
     Codec,
     MediaDescription,
     SdpError,
-    SessionDescription,
     parse_off_loop,
+    require_verifiable_fingerprints,
     select_codec,
     select_rtx,
 )
@@ -123,23 +123,6 @@ class _PublishPlan:
     track: PublishedTrack | None = None      # already published on this mid
     announcement: tuple[str, str, TrackAnnouncement] | None = None  # (cid, sid, ann) to publish now
     accept: bool = False
-
-
-def _check_fingerprints(offer: SessionDescription) -> None:
-    """Refuse an offer now if the DTLS handshake could not verify the peer's certificate later.
-
-    Raises:
-        RequestError: INVALID_ARGUMENT naming the m-line and the hashes we can check.
-    """
-    for media in offer.media:
-        if media.rejected or any(algorithm in FINGERPRINT_ALGORITHMS for algorithm, _ in media.fingerprints):
-            continue
-        offered = ", ".join(sorted({algorithm for algorithm, _ in media.fingerprints}))
-        raise RequestError(
-            ErrorCode.INVALID_ARGUMENT,
-            f"m-line {media.mid} has no a=fingerprint this server can verify (offered: {offered}; "
-            f"supported: {', '.join(sorted(FINGERPRINT_ALGORITHMS))})",
-        )
 
 
 def _layer_order(rids: list[str], announcement: TrackAnnouncement) -> tuple[str, ...]:
@@ -282,7 +265,10 @@ class Participant:
         except SdpError as exc:
             raise RequestError(ErrorCode.INVALID_ARGUMENT, f"invalid SDP offer: {exc}") from None
         self._check_in_room()  # it may have been removed while the offer was parsed
-        _check_fingerprints(offer)
+        try:
+            require_verifiable_fingerprints(offer, FINGERPRINT_ALGORITHMS)
+        except SdpError as exc:
+            raise RequestError(ErrorCode.INVALID_ARGUMENT, str(exc)) from None
         plans = self._plan_offer(offer.media)
         answers = []
         new_tracks: list[PublishedTrack] = []
@@ -380,10 +366,19 @@ class Participant:
         self.tracks[sid] = track
         return track
 
-    def handle_answer(self, sdp_type: str, text: str) -> None:
+    async def handle_answer(self, sdp_type: str, text: str) -> None:
+        """Apply the client's answer to our subscriber offer, parsed off the event loop like an offer."""
         self._check_in_room()
+        if sdp_type != "answer":
+            raise RequestError(ErrorCode.INVALID_ARGUMENT, "expected an SDP answer on the subscriber connection")
         check_sdp(self._limits, text, "the SDP answer")
-        self.subscriber.handle_answer(sdp_type, text)
+        try:
+            answer = await parse_off_loop(sdp_type, text)
+            require_verifiable_fingerprints(answer, FINGERPRINT_ALGORITHMS)
+        except SdpError as exc:
+            raise RequestError(ErrorCode.INVALID_ARGUMENT, f"invalid subscriber answer: {exc}") from None
+        self._check_in_room()  # it may have been removed while the answer was parsed
+        self.subscriber.apply_answer(answer)
 
     def unpublish(self, track_sid: str) -> None:
         self._check_in_room()

@@ -487,3 +487,19 @@ def _write_session(media: list[dict[str, Any]], bundle: list[str], session_versi
     if bundle:
         session["groups"] = [{"type": "BUNDLE", "mids": " ".join(bundle)}]
     return sdp_transform.write(session)
+
+
+def require_verifiable_fingerprints(description: SessionDescription, algorithms: frozenset[str] | set[str]) -> None:
+    """Refuse a description now if DTLS could not verify the peer's certificate against it later.
+
+    Raises:
+        SdpError: naming the m-line, the hashes it offers and the ones we check.
+    """
+    for media in description.media:
+        if media.rejected or any(algorithm in algorithms for algorithm, _ in media.fingerprints):
+            continue
+        offered = ", ".join(sorted({algorithm for algorithm, _ in media.fingerprints})) or "none"
+        raise SdpError(
+            f"m-line {media.mid} has no a=fingerprint this server can verify "
+            f"(offered: {offered}; supported: {', '.join(sorted(algorithms))})"
+        )

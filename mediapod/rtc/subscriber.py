@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.context import MediaContext
-from mediapod.rtc.sdp import Codec, OfferMedia, SdpError, parse, rtx_codec, write_offer
+from mediapod.rtc.sdp import Codec, OfferMedia, SessionDescription, rtx_codec, write_offer
 from mediapod.rtc.track import PublishedTrack
 from mediapod.rtp.rtcp import (
     FullIntraRequest,
@@ -149,15 +149,10 @@ class SubscriberConnection:
             raise RequestError(ErrorCode.NOT_FOUND, f"not subscribed to track {track_sid!r}")
         slot.downtrack.set_target_layer(layer, max_temporal)
 
-    def handle_answer(self, sdp_type: str, text: str) -> None:
+    def apply_answer(self, answer: SessionDescription) -> None:
+        """Take the client's (parsed) answer to our pending offer: bind what it accepted."""
         if not self._offer_pending:
             raise RequestError(ErrorCode.FAILED_PRECONDITION, "no subscriber offer is waiting for an answer")
-        try:
-            answer = parse(sdp_type, text)
-        except SdpError as exc:
-            raise RequestError(ErrorCode.INVALID_ARGUMENT, f"invalid subscriber answer: {exc}") from None
-        if sdp_type != "answer":
-            raise RequestError(ErrorCode.INVALID_ARGUMENT, "expected an SDP answer on the subscriber connection")
         first = next((m for m in answer.media if not m.rejected), None)
         if first is None:
             raise RequestError(ErrorCode.INVALID_ARGUMENT, "the subscriber answer rejects every m-line")

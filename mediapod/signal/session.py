@@ -137,7 +137,7 @@ async def dispatch(participant: Participant, sink: QueueSink, request: signal_pb
     if kind == "offer":
         await participant.handle_offer(request.offer.type, request.offer.sdp)
     elif kind == "answer":
-        participant.handle_answer(request.answer.type, request.answer.sdp)
+        await participant.handle_answer(request.answer.type, request.answer.sdp)
     elif kind == "add_track":
         participant.announce_track(convert.announcement_from_proto(request.add_track))
     elif kind == "remove_track":

@@ -343,13 +343,3 @@ async def publish_chrome_offer(member: Member, *announcements: TrackAnnouncement
     (answer,) = member.sink.of("answer")[-1:]
     member.publisher.connect(answer[0])
     return answer[0]
-
-
-def connect_subscriber(member: Member) -> str:
-    """Answer the subscriber's pending offer as a browser would and connect; returns the answer sent."""
-    (offer,) = member.sink.of("offer")[-1]
-    answer = member.subscriber.answer(offer)
-    member.participant.handle_answer("answer", answer)
-    if member.subscriber.srtp is None:
-        member.subscriber.connect(offer)
-    return answer

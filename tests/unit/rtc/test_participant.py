@@ -145,6 +145,35 @@ async def test_a_bad_offer_is_refused_with_a_reason(pod: Pod, room: Room, sdp_ty
     assert alice.sink.of("answer") == []
 
 
+@pytest.mark.parametrize(
+    ("sdp_type", "text", "mentions"),
+    [
+        ("answer", "this is not SDP", "invalid subscriber answer"),
+        ("offer", None, "expected an SDP answer"),
+        ("answer", "md2", "no a=fingerprint this server can verify"),
+    ],
+    ids=["garbage", "an offer instead of an answer", "only unverifiable fingerprints"],
+)
+async def test_a_bad_subscriber_answer_is_refused_and_the_offer_stays_pending(
+    pod: Pod, room: Room, sdp_type: str, text: str | None, mentions: str
+) -> None:
+    alice, bob = join(pod, room, "alice"), join(pod, room, "bob")
+    await publish_chrome_offer(alice, MICROPHONE)
+    [offer] = bob.sink.of("offer")
+    good = bob.subscriber.answer(offer[0])
+    if text is None:
+        text = good
+    elif text == "md2":  # RFC 4572 names it; no DTLS stack checks it
+        text = re.sub(r"a=fingerprint:sha-256 ", "a=fingerprint:md2 ", good)
+
+    with pytest.raises(RequestError) as refused:
+        await bob.participant.handle_answer(sdp_type, text)
+
+    assert refused.value.code == ErrorCode.INVALID_ARGUMENT
+    assert mentions in refused.value.message
+    await bob.participant.handle_answer("answer", good)  # the offer still waited for its answer
+
+
 async def test_a_track_left_out_of_a_later_offer_is_unpublished(pod: Pod, room: Room) -> None:
     alice = join(pod, room, "alice")
     await publish_chrome_offer(alice)

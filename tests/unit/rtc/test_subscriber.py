@@ -16,13 +16,14 @@ import pytest
 import sdp_transform
 
 from mediapod.rtc.errors import ErrorCode, RequestError
-from mediapod.rtc.sdp import Codec
+from mediapod.rtc.sdp import Codec, parse
 from mediapod.rtc.subscriber import SubscriberConnection
 from mediapod.rtc.track import PublishedTrack, TrackAnnouncement
 from mediapod.rtp.packet import RtpHeader
 from mediapod.sfu.receiver import KEYFRAME_REQUEST_INTERVAL, TrackReceiver
 from mediapod.transport.peer import TransportState
 from tests.support.fake_client import VP8_DELTA, VP8_KEYFRAME, ClientPeer, Pod, payload_of, rtp, rtp_fields
+from tests.support.sdp_fixtures import minimal_offer
 
 OPUS = Codec(111, "opus", 48000, 2, "minptime=10;useinbandfec=1")
 VP8 = Codec(96, "VP8", 90000, None, "", [("nack", ""), ("nack", "pli"), ("ccm", "fir")])
@@ -45,7 +46,7 @@ class Subscriber:
         return sdp_transform.parse(self.offers[index])["media"]
 
     def answer(self, reject: frozenset[str] = frozenset()) -> None:
-        self.connection.handle_answer("answer", self.client.answer(self.offers[-1], reject))
+        self.connection.apply_answer(parse("answer", self.client.answer(self.offers[-1], reject)))
 
     def connect(self) -> None:
         self.answer()
@@ -151,7 +152,7 @@ async def test_a_rejected_slot_is_not_forwarded(viewer: Subscriber) -> None:
     viewer.connection.subscribe(source.track)
     viewer.connection.subscribe(other.track)
     viewer.answer()  # the first offer carried TR_a only; the second carries both
-    viewer.connection.handle_answer("answer", viewer.client.answer(viewer.offers[-1], reject=frozenset({"0"})))
+    viewer.connection.apply_answer(parse("answer", viewer.client.answer(viewer.offers[-1], reject=frozenset({"0"}))))
     viewer.client.connect(viewer.offers[-1])
 
     source.send(1)
@@ -212,31 +213,15 @@ async def test_rtp_from_the_subscriber_is_dropped_and_reported(viewer: Subscribe
 
 async def test_an_answer_without_a_pending_offer_is_refused(viewer: Subscriber) -> None:
     with pytest.raises(RequestError) as refused:
-        viewer.connection.handle_answer("answer", "v=0\r\n")
+        viewer.connection.apply_answer(parse("answer", minimal_offer()))
     assert refused.value.code == ErrorCode.FAILED_PRECONDITION
-
-
-@pytest.mark.parametrize(
-    ("sdp_type", "text"),
-    [("answer", "this is not SDP"), ("offer", None)],
-    ids=["garbage", "an offer instead of an answer"],
-)
-async def test_a_bad_answer_is_refused_and_the_offer_stays_pending(viewer: Subscriber, sdp_type: str, text: str | None) -> None:
-    viewer.connection.subscribe(Source("TR_a").track)
-    text = text if text is not None else viewer.client.answer(viewer.offers[-1])
-
-    with pytest.raises(RequestError) as refused:
-        viewer.connection.handle_answer(sdp_type, text)
-
-    assert refused.value.code == ErrorCode.INVALID_ARGUMENT
-    viewer.answer()  # the offer still waits for its answer
 
 
 async def test_an_answer_rejecting_every_m_line_is_refused(viewer: Subscriber) -> None:
     viewer.connection.subscribe(Source("TR_a").track)
 
     with pytest.raises(RequestError) as refused:
-        viewer.connection.handle_answer("answer", viewer.client.answer(viewer.offers[-1], reject=frozenset({"0"})))
+        viewer.connection.apply_answer(parse("answer", viewer.client.answer(viewer.offers[-1], reject=frozenset({"0"}))))
 
     assert refused.value.code == ErrorCode.INVALID_ARGUMENT
     assert "rejects every m-line" in refused.value.message
