@@ -51,8 +51,8 @@ class Cluster:
         A Redis that is down is retried in the background.
         """
         router = RedisRouter(config, node)
-        await router.start()
         relay = SignalRelay(router, sessions, rooms, verifier, config.limits, config.routing.heartbeat_interval)
+        await router.start(on_message=relay.handle)
         return cls(config, node, router, relay, RoutedRoomAdmin(rooms, router, relay.call))
 
     async def serving(self, grpc_port: int) -> None:

@@ -65,7 +65,7 @@ class RedisRouter:
         self._sampler = StatsSampler(node.gauges, node.context.counters)
         self.state = node_pb2.STARTING
         self.grpc_port = 0
-        self.on_message: Callable[[relay_pb2.RelayMessage], None] | None = None
+        self._on_message: Callable[[relay_pb2.RelayMessage], None] | None = None
         self._nodes: dict[str, node_pb2.Node] = {}  # `nodes` as of the last good heartbeat
         self._healthy_since: float | None = None     # monotonic time Redis last became reachable
         self._registered_once = False
@@ -84,8 +84,12 @@ class RedisRouter:
 
     # -- lifecycle ---------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Register as STARTING and listen on this node's channel; never blocks on a missing Redis."""
+    async def start(self, on_message: Callable[[relay_pb2.RelayMessage], None] | None = None) -> None:
+        """Register as STARTING and hand what arrives on this node's channel to on_message.
+
+        Never blocks on a missing Redis.
+        """
+        self._on_message = on_message
         await self._heartbeat()
         self._heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="routing-heartbeat")
         self._listen_task = asyncio.create_task(self._listen(), name="routing-listen")
@@ -259,9 +263,9 @@ class RedisRouter:
         except DecodeError:
             log.warning("dropping a malformed relay message (%d bytes)", len(data))
             return
-        if self.on_message is not None:
+        if self._on_message is not None:
             try:
-                self.on_message(message)
+                self._on_message(message)
             except Exception:
                 log.exception("relay message handler failed")
 

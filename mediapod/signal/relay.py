@@ -26,7 +26,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from mediapod import auth
@@ -72,9 +72,10 @@ _EDGE_END_CODES = {
 
 
 class RelayRouter(Protocol):
-    """What the relay needs of the router: node ids, the room map, and the nodes' channels."""
+    """What the relay needs of the router: node ids, the room map, and the nodes' channels.
 
-    on_message: Callable[[relay_pb2.RelayMessage], None] | None
+    The router's owner hands it ``SignalRelay.handle`` for what arrives on this node's channel.
+    """
 
     @property
     def node_id(self) -> str: ...
@@ -222,7 +223,6 @@ class SignalRelay:
         self._tasks: set[asyncio.Task[None]] = set()
         self._check_interval = check_interval
         self._watchdog = asyncio.get_running_loop().create_task(self._watch_peers(), name="relay-watchdog")
-        router.on_message = self.handle
 
     @property
     def active_sessions(self) -> int:

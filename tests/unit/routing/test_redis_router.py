@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,9 +57,15 @@ def config(node_id: str, address: str, **routing: Any) -> MediaConfig:
 async def routers(redis_server: RedisServer, redis: Redis) -> AsyncIterator[Any]:
     started: list[RedisRouter] = []
 
-    async def start(node_id: str, node: FakeNode | None = None, serving: bool = True, **routing: Any) -> RedisRouter:
+    async def start(
+        node_id: str,
+        node: FakeNode | None = None,
+        serving: bool = True,
+        on_message: Callable[[relay_pb2.RelayMessage], None] | None = None,
+        **routing: Any,
+    ) -> RedisRouter:
         router = RedisRouter(config(node_id, redis_server.address, **routing), node or FakeNode())  # type: ignore[arg-type]
-        await router.start()
+        await router.start(on_message)
         if serving:
             await router.set_serving(7880)
         started.append(router)
@@ -170,9 +176,8 @@ async def test_unreachable_redis_fails_routing_fast_and_judges_no_node_gone() ->
 
 
 async def test_messages_reach_the_addressed_nodes_handler(routers: Any) -> None:
-    a, b = await routers("a"), await routers("b")
     received: list[relay_pb2.RelayMessage] = []
-    b.on_message = received.append
+    a, b = await routers("a"), await routers("b", on_message=received.append)
     await a.send("b", relay_pb2.RelayMessage(session_id="s1", end=relay_pb2.SessionEnd(message="bye")))
     for _ in range(50):
         if received:

@@ -51,7 +51,7 @@ class MemoryRouter:
     def __init__(self, bus: Bus, node_id: str) -> None:
         self._bus = bus
         self._node_id = node_id
-        self.on_message = None
+        self.on_message: Callable[[relay_pb2.RelayMessage], None] | None = None  # RedisRouter.start's handler
         self.draining = False
         bus.routers[node_id] = self
 
@@ -109,6 +109,7 @@ def start_node(bus: Bus, node_id: str, limits: LimitsConfig, keys: dict[str, str
     sessions, local_rooms = SessionHost(media), RoomAdmin(media)
     router = MemoryRouter(bus, node_id)
     relay = SignalRelay(router, sessions, local_rooms, verifier, limits, check_interval=0.02)
+    router.on_message = relay.handle  # as RedisRouter.start(on_message=relay.handle) does in Cluster.start
     return Node(media, router, relay, SignalGateway(sessions, router, verifier, relay), RoutedRoomAdmin(local_rooms, router, relay.call))
 
 
