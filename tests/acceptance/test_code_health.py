@@ -8,14 +8,28 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import dataclasses
 import random
+import socket
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from aiortc.rtp import RtpPacket
 
+from mediapod.config import MediaConfig
+from mediapod.protocol import models_pb2, signal_pb2
+from mediapod.rtc.errors import ErrorCode
+from mediapod.rtc.node import MediaNode
+from mediapod.signal.session import SessionHost
+from mediapod.signal.status import status_number
 from tests.support.assertion_audit import audit_support_module, audit_test_module
+from tests.support.fake_client import MIC_SSRC, ClientPeer, media_pod, rtp, rtp_fields
+from tests.support.fake_signal import Bus, FakeTransport, claims, start_node, token
 from tests.support.import_graph import cycles, import_graph, module_files
 from tests.support.peers import RtpProbe
+from tests.support.sdp_fixtures import CHROME_OFFER
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
@@ -50,6 +64,92 @@ def test_item1_no_import_cycle_among_the_products_modules(tmp_path: Path) -> Non
     )
     broken = import_graph(module_files(tmp_path, {"mediapod": "mediapod"}))
     assert ["mediapod.rtc.participant", "mediapod.rtc.room"] in cycles(broken)
+
+
+# --- item 2: rtc/ and signal/ without sockets or processes ----------------------
+
+
+def _refuse(what: str):  # type: ignore[no-untyped-def]
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"the room model opened a {what}")
+
+    return refuse
+
+
+async def test_item2_rtc_and_signal_run_without_sockets_or_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With sockets and processes forbidden, a session publishes, another
+    subscribes and receives the media (participant, room, publisher,
+    subscriber, track, session dispatch), a relayed session joins a room on
+    another node, and each layer refuses a bad input and stays up."""
+    monkeypatch.setattr(socket.socket, "__init__", _refuse("socket"))
+    monkeypatch.setattr(subprocess.Popen, "__init__", _refuse("process"))
+    with pytest.raises(AssertionError):
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    pod = media_pod()
+    node = MediaNode(dataclasses.replace(MediaConfig(), node_id=pod.context.node_id), pod.context)
+    host = SessionHost(node)
+    alice, bob = FakeTransport(), FakeTransport()
+    sessions = [
+        asyncio.create_task(host.serve(signal_pb2.JoinRequest(token="-"), claims(name), "room", transport))
+        for name, transport in (("alice", alice), ("bob", bob))
+    ]
+    await alice.until("join")
+    await bob.until("join")
+
+    # Alice publishes her microphone as a LiveKit client does: AddTrack, then the offer.
+    alice.request(add_track=signal_pb2.AddTrackRequest(cid="microphone", name="mic", type=models_pb2.AUDIO))
+    await alice.until("track_published")
+    publisher = ClientPeer(pod, 50000)
+    alice.request(offer=signal_pb2.SessionDescription(type="offer", sdp=publisher.own(CHROME_OFFER)))
+    [answer] = await alice.until("answer")
+    publisher.connect(answer.answer.sdp)
+
+    # Bob is offered the track, answers, connects and receives it under the pod's own SSRC.
+    [offer] = await bob.until("offer")
+    subscriber = ClientPeer(pod, 50002)
+    bob.request(answer=signal_pb2.SessionDescription(type="answer", sdp=subscriber.answer(offer.offer.sdp)))
+    await asyncio.sleep(0.05)  # the answer is parsed off the event loop
+    subscriber.connect(offer.offer.sdp)
+    for seq in range(100, 110):
+        publisher.send_rtp(rtp(MIC_SSRC, seq, timestamp=seq * 960))
+    received, _ = subscriber.receive()
+    fields = [rtp_fields(packet) for packet in received]
+    assert len(fields) == 10, fields
+    [ssrc] = {ssrc for _, _, _, ssrc in fields}
+    assert ssrc != MIC_SSRC, "the subscriber sees the pod's SSRC, not the publisher's"
+    first = fields[0][1]
+    assert [seq for _, seq, _, _ in fields] == [(first + i) & 0xFFFF for i in range(10)]
+
+    # Bad input at each layer: an unknown track, a garbage answer, RTP on an unannounced SSRC.
+    bob.request(7, mute=signal_pb2.MuteTrackRequest(sid="TR_nope", muted=True))
+    bob.request(8, answer=signal_pb2.SessionDescription(type="answer", sdp="v=0 but not SDP"))
+    errors = {e.error.request_id: e.error.code for e in await bob.until("error", 2)}
+    assert errors == {7: status_number(ErrorCode.NOT_FOUND), 8: status_number(ErrorCode.INVALID_ARGUMENT)}
+    publisher.send_rtp(rtp(0xBAD, 1))
+    assert pod.counters.drops["rtp_unknown_ssrc"] == 1
+    assert not any(task.done() for task in sessions), "a bad input ended a session"
+
+    # A session relayed from an edge node to the node hosting its room; a bad token is refused there.
+    bus = Bus()
+    edge, hosting = start_node(bus, "edge", node.config.limits), start_node(bus, "host", node.config.limits)
+    bus.room_map["room"] = "host"
+    relayed, forged = FakeTransport(), FakeTransport()
+    relayed.request(join=signal_pb2.JoinRequest(token=token("carol")))
+    forged.request(join=signal_pb2.JoinRequest(token=token("mallory") + "x"))
+    tasks = [asyncio.create_task(edge.gateway.serve(t)) for t in (relayed, forged)]
+    [joined] = await relayed.until("join")
+    assert joined.join.node_id == "host" and "carol" in hosting.media.rooms["room"].participants
+    done, _ = await asyncio.wait(tasks, timeout=2, return_when=asyncio.FIRST_COMPLETED)
+    assert [t for t in done] == [tasks[1]], "only the forged token's stream ends"
+
+    for transport in (alice, bob, relayed):
+        transport.hang_up()
+    await asyncio.wait_for(asyncio.gather(*sessions, tasks[0], return_exceptions=True), 5)
+    for started in (edge, hosting):
+        await started.relay.close()
+        started.media.close()
+    node.close()
 
 
 # --- item 3: the sequence-gap helper -------------------------------------------

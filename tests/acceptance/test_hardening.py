@@ -28,7 +28,7 @@ from mediapod.protocol import models_pb2, room_service_pb2, room_service_pb2_grp
 from tests.support.bystander import Bystander
 from tests.support.hostile_peers import IdleSubscriber, SsrcFlood, silence_consent, until_connected
 from tests.support.mediapod_process import MediaPodProcess
-from tests.support.peers import FrameLog, eventually
+from tests.support.peers import FrameLog
 from tests.support.raw_signal import RawSignalStream, invalid_utf8
 
 

@@ -14,7 +14,7 @@ from mediapod.signal.decoding import UndecodableRequest
 from mediapod.signal.gateway import SignalGateway
 from mediapod.signal.session import SessionHost
 from mediapod.signal.stream import ProtocolViolation
-from tests.unit.signal.fake_transport import FakeTransport
+from tests.support.fake_signal import FakeTransport
 
 KEY, SECRET = "gateway-test", "g" * 32
 

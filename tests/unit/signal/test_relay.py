@@ -9,7 +9,6 @@ on a later loop turn, as a subscription would.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -18,100 +17,12 @@ from mediapod import auth
 from mediapod.config import LimitsConfig
 from mediapod.protocol import relay_pb2, room_service_pb2, signal_pb2
 from mediapod.rtc.errors import ErrorCode, RequestError
-from mediapod.rtc.node import MediaNode
 from mediapod.rtc.participant import LeaveReason
 from mediapod.signal.access import authenticate
 from mediapod.signal.decoding import UndecodableRequest
-from mediapod.signal.gateway import SignalGateway
-from mediapod.signal.relay import SignalRelay
-from mediapod.signal.room_admin import RoomAdmin
-from mediapod.signal.room_routing import RoutedRoomAdmin
-from mediapod.signal.session import SessionHost
 from mediapod.signal.status import status_number
 from mediapod.signal.stream import ProtocolViolation, StreamAbandoned
-from tests.unit.signal.conftest import new_node
-from tests.unit.signal.fake_transport import FakeTransport
-
-KEY, SECRET = "relay-test", "s" * 32
-ROOM = "room"
-
-
-class Bus:
-    """The pub/sub channels of every node and the shared room -> node map."""
-
-    def __init__(self) -> None:
-        self.routers: dict[str, MemoryRouter] = {}
-        self.room_map: dict[str, str] = {}
-        self.gone: set[str] = set()
-
-
-class MemoryRouter:
-    """What the relay uses of RedisRouter, over a Bus instead of Redis."""
-
-    def __init__(self, bus: Bus, node_id: str) -> None:
-        self._bus = bus
-        self._node_id = node_id
-        self.on_message: Callable[[relay_pb2.RelayMessage], None] | None = None  # RedisRouter.start's handler
-        self.draining = False
-        bus.routers[node_id] = self
-
-    @property
-    def node_id(self) -> str:
-        return self._node_id
-
-    async def send(self, node_id: str, message: relay_pb2.RelayMessage) -> None:
-        target = self._bus.routers.get(node_id)
-        if target is None or target.on_message is None or node_id in self._bus.gone:
-            raise RequestError(ErrorCode.UNAVAILABLE, f"node {node_id!r} is not listening")
-        message.from_node = self._node_id
-        delivered = relay_pb2.RelayMessage.FromString(message.SerializeToString())
-        asyncio.get_running_loop().call_soon(target.on_message, delivered)
-
-    async def node_for_room(self, room_name: str, avoid: str = "") -> str:
-        host = self._bus.room_map.get(room_name)
-        if host is None or host == avoid:
-            host = next(n for n in self._bus.routers if n != avoid)
-            self._bus.room_map[room_name] = host
-        return host
-
-    async def hosting_node(self, room_name: str) -> str | None:
-        return self._bus.room_map.get(room_name)
-
-    async def room_nodes(self) -> dict[str, str]:
-        return dict(self._bus.room_map)
-
-    def accepts_room(self, room_name: str) -> bool:
-        return not self.draining
-
-    def is_gone(self, node_id: str, patience: float = 1.0) -> bool:
-        return node_id in self._bus.gone
-
-
-@dataclasses.dataclass
-class Node:
-    """One media node wired as main.py and Cluster wire it."""
-
-    media: MediaNode
-    router: MemoryRouter
-    relay: SignalRelay
-    gateway: SignalGateway
-    rooms: RoutedRoomAdmin
-
-
-def token(identity: str = "alice", room: str = ROOM, **grant: object) -> str:
-    video = auth.VideoGrant(**{"room_join": True, "room": room, **grant})  # type: ignore[arg-type]
-    return auth.AccessToken(KEY, SECRET).with_identity(identity).with_grant(video).to_jwt()
-
-
-def start_node(bus: Bus, node_id: str, limits: LimitsConfig, keys: dict[str, str] | None = None) -> Node:
-    media = new_node(limits, node_id)
-    verifier = auth.TokenVerifier(keys or {KEY: SECRET})
-    sessions, local_rooms = SessionHost(media), RoomAdmin(media)
-    router = MemoryRouter(bus, node_id)
-    relay = SignalRelay(router, sessions, local_rooms, verifier, limits, check_interval=0.02)
-    router.on_message = relay.handle  # as RedisRouter.start(on_message=relay.handle) does in Cluster.start
-    return Node(media, router, relay, SignalGateway(sessions, router, verifier, relay), RoutedRoomAdmin(local_rooms, router, relay.call))
-
+from tests.support.fake_signal import KEY, ROOM, SECRET, Bus, FakeTransport, Node, start_node, token
 
 @pytest.fixture
 async def two_nodes() -> AsyncIterator[Callable[..., tuple[Node, Node]]]:

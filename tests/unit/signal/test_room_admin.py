@@ -12,7 +12,7 @@ from mediapod.signal.access import Caller
 from mediapod.signal.room_admin import RoomAdmin
 from tests.support.fake_client import MICROPHONE, RecordingSink
 from tests.support.sdp_fixtures import CHROME_OFFER
-from tests.unit.signal.conftest import claims
+from tests.support.fake_signal import claims
 
 
 def caller(room: str = "room", **grant: object) -> Caller:

@@ -22,8 +22,8 @@ from mediapod.signal.sink import QueueSink
 from mediapod.signal.status import status_number
 from mediapod.signal.stream import ProtocolViolation, ResponseQueue, StreamAbandoned
 from tests.support.sdp_fixtures import CHROME_OFFER
-from tests.unit.signal.conftest import claims, new_node
-from tests.unit.signal.fake_transport import FakeTransport
+from tests.support.fake_signal import claims, new_node
+from tests.support.fake_signal import FakeTransport
 
 MICROPHONE = signal_pb2.AddTrackRequest(cid="microphone", name="mic", type=models_pb2.AUDIO, source=models_pb2.MICROPHONE)
 

@@ -19,7 +19,7 @@ from mediapod.signal.stream import (
     serve_stream,
     write_responses,
 )
-from tests.unit.signal.fake_transport import FakeTransport
+from tests.support.fake_signal import FakeTransport
 
 
 def pong(timestamp: int) -> signal_pb2.SignalResponse:
