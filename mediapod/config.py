@@ -127,8 +127,11 @@ class MediaConfig:
 
     node_id: str = ""
     region: str = ""
+    # HTTP + WebSocket: LiveKit's signaling (/rtc), Twirp, health; LiveKit's port.
+    http_host: str = "0.0.0.0"
+    http_port: int = 7880
     grpc_host: str = "0.0.0.0"
-    grpc_port: int = 7880
+    grpc_port: int = 7881
     metrics_host: str = "0.0.0.0"
     metrics_port: int = 6789
     log_level: str = "INFO"
@@ -149,7 +152,13 @@ class MediaConfig:
             self.rtc.advertised_ip = "127.0.0.1" if self.dev else detect_ip()
         if not self.keys:
             raise ConfigError("no API keys configured: set keys in the config file, SWITCHBOARD_KEYS, or use --dev")
-        for name, port in (("grpc_port", self.grpc_port), ("metrics_port", self.metrics_port), ("rtc.udp_port", self.rtc.udp_port)):
+        ports = (
+            ("http_port", self.http_port),
+            ("grpc_port", self.grpc_port),
+            ("metrics_port", self.metrics_port),
+            ("rtc.udp_port", self.rtc.udp_port),
+        )
+        for name, port in ports:
             if not 0 <= port <= 65535:
                 raise ConfigError(f"{name} must be a port number, not {port}")
         routing = self.routing
@@ -186,6 +195,7 @@ def detect_ip() -> str:
 def dev_config() -> MediaConfig:
     return MediaConfig(
         node_id="dev",
+        http_host="127.0.0.1",
         grpc_host="127.0.0.1",
         metrics_host="127.0.0.1",
         keys={DEV_API_KEY: DEV_API_SECRET},
@@ -263,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dev", action="store_true", help="embedded defaults: one node, devkey/secret, loopback")
     parser.add_argument("--config", type=Path, help="YAML config file (also SWITCHBOARD_CONFIG)")
     parser.add_argument("--node-id")
-    parser.add_argument("--grpc-port", type=int)
+    parser.add_argument("--http-port", type=int, help="HTTP + WebSocket: LiveKit signaling, Twirp, health (7880)")
+    parser.add_argument("--grpc-port", type=int, help="gRPC signaling and RoomService (7881)")
     parser.add_argument("--metrics-port", type=int)
     parser.add_argument("--udp-port", type=int)
     parser.add_argument("--bind-ip")
@@ -290,6 +301,7 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
     _merge(config, _from_env(env), "environment")
     flags = {
         "node_id": args.node_id,
+        "http_port": args.http_port,
         "grpc_port": args.grpc_port,
         "metrics_port": args.metrics_port,
         "log_level": args.log_level,

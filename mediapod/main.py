@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
 import sys
@@ -14,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from mediapod import auth
 from mediapod.cluster import Cluster
 from mediapod.config import DEV_API_KEY, DEV_API_SECRET, ConfigError, MediaConfig, load_config
+from mediapod.http.server import HttpServer, PortInUse
 from mediapod.metrics import MediaCollector, computed_on_loop, serve_metrics
 from mediapod.protocol import room_service_pb2_grpc
 from mediapod.routing.local import LocalRouter
@@ -30,8 +32,17 @@ SHUTDOWN_GRACE = 2.0
 
 
 async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None:
-    """Run the media pod until cancelled or signalled."""
-    node = await MediaNode.start(config)
+    """Run the media pod until cancelled or signalled.
+
+    Raises:
+        PortInUse: one of the configured ports is taken (the message names it).
+    """
+    try:
+        node = await MediaNode.start(config)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(exc.errno, f"UDP port {config.rtc.bind_ip}:{config.rtc.udp_port} is already in use") from None
+        raise
     verifier = auth.TokenVerifier(config.keys)
     sessions = SessionHost(node)
     local_rooms = RoomAdmin(node)
@@ -46,18 +57,30 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
     registry = CollectorRegistry()
     gauges = computed_on_loop(asyncio.get_running_loop(), node.gauges)
     registry.register(MediaCollector(config.node_id, node.context.counters, gauges))
-    metrics_port = serve_metrics(registry, config.metrics_host, config.metrics_port)
+    try:
+        metrics_port = serve_metrics(registry, config.metrics_host, config.metrics_port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(exc.errno, f"metrics port {config.metrics_host}:{config.metrics_port} is already in use") from None
+        raise
+
+    http = HttpServer(config.http_host, config.http_port)
+    http_port = await http.start()
 
     server = grpc.aio.server()
     add_signal_service(SignalServicer(gateway).Connect, server)
     room_servicer = RoomServicer(cluster.rooms if cluster else local_rooms, verifier)
     room_service_pb2_grpc.add_RoomServiceServicer_to_server(room_servicer, server)
-    grpc_port = server.add_insecure_port(f"{config.grpc_host}:{config.grpc_port}")
+    try:
+        grpc_port = server.add_insecure_port(f"{config.grpc_host}:{config.grpc_port}")
+    except RuntimeError:
+        await http.stop()
+        raise PortInUse(errno.EADDRINUSE, f"gRPC port {config.grpc_host}:{config.grpc_port} is already in use") from None
     await server.start()
     if cluster:
         await cluster.serving(grpc_port)
 
-    print_banner(config, grpc_port, node.context.mux.local_address[1], metrics_port)
+    print_banner(config, http_port, grpc_port, node.context.mux.local_address[1], metrics_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -74,14 +97,16 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
         log.info("shutting down")
         node.close()
         await server.stop(SHUTDOWN_GRACE)
+        await http.stop()
         if cluster:
             await cluster.close()
 
 
-def print_banner(config: MediaConfig, grpc_port: int, udp_port: int, metrics_port: int) -> None:
+def print_banner(config: MediaConfig, http_port: int, grpc_port: int, udp_port: int, metrics_port: int) -> None:
     """Tell the user what to connect to, the way `livekit-server --dev` does."""
     lines = [
         f"switchboard media pod {config.node_id} is up",
+        f"  HTTP:              http://{config.http_host}:{http_port}",
         f"  signaling (gRPC):  {config.grpc_host}:{grpc_port}",
         f"  media (UDP):       {config.rtc.bind_ip}:{udp_port}, advertised as {config.rtc.advertised_ip}:{config.rtc.advertised_port or udp_port}",
         f"  metrics:           http://{config.metrics_host}:{metrics_port}/metrics",
@@ -106,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(serve(config))
     except KeyboardInterrupt:
         pass
+    except PortInUse as exc:
+        print(f"switchboard-media: {exc.strerror}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -105,7 +105,7 @@ def test_1_readme_commands_start_dev_pod_and_run_suite(tmp_path: Path) -> None:
 
     log = open(tmp_path / "dev.log", "w")
     process = subprocess.Popen(
-        [*dev.split(), "--grpc-port", "0", "--udp-port", "0", "--metrics-port", "0"],
+        [*dev.split(), "--http-port", "0", "--grpc-port", "0", "--udp-port", "0", "--metrics-port", "0"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         start_new_session=True,
     )

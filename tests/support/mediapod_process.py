@@ -17,6 +17,7 @@ from mediapod.auth import AccessToken, VideoGrant
 from mediapod.config import DEV_API_KEY, DEV_API_SECRET
 
 _BANNER = {
+    "http": re.compile(r"HTTP:\s+(http://\S+)"),
     "grpc": re.compile(r"signaling \(gRPC\):\s+(\S+):(\d+)"),
     "udp": re.compile(r"media \(UDP\):\s+(\S+):(\d+)"),
     "metrics": re.compile(r"metrics:\s+(http://\S+)"),
@@ -33,6 +34,7 @@ class MediaPodProcess:
     grpc_target: str = ""
     udp_port: int = 0
     metrics_url: str = ""
+    http_url: str = ""
     process: subprocess.Popen[str] | None = None
     log_path: str = ""
 
@@ -42,7 +44,7 @@ class MediaPodProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self.process = subprocess.Popen(
             [sys.executable, "-P", "-m", "mediapod.main", "--dev", "--node-id", self.node_id,
-             "--grpc-port", "0", "--udp-port", "0", "--metrics-port", "0", *self.args],
+             "--http-port", "0", "--grpc-port", "0", "--udp-port", "0", "--metrics-port", "0", *self.args],
             stdout=subprocess.PIPE, stderr=log, text=True, env=env,
         )
         assert self.process.stdout is not None
@@ -62,6 +64,7 @@ class MediaPodProcess:
         self.grpc_target = f"{found['grpc'].group(1)}:{found['grpc'].group(2)}"
         self.udp_port = int(found["udp"].group(2))
         self.metrics_url = found["metrics"].group(1)
+        self.http_url = found["http"].group(1)
         return self
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
