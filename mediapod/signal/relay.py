@@ -63,6 +63,9 @@ START_PATIENCE = 3.0
 # One message keeps being retried this long while Redis is unreachable.
 SEND_PATIENCE = 10.0
 
+# Requests of one relayed session waiting on the host; more is a flood.
+MAX_PENDING_REQUESTS = 1024
+
 # How the edge's SessionEnd tells the host why its client's stream ended,
 # so the host removes the participant for the same reason as a local one.
 _EDGE_END_CODES = {
@@ -168,8 +171,22 @@ class _RelayedClient:
     def __init__(self, outbox: _Outbox) -> None:
         self._outbox = outbox
         self._inbox: asyncio.Queue[signal_pb2.SignalRequest | relay_pb2.SessionEnd] = asyncio.Queue()
+        self._flooded = False
 
     def deliver(self, request: signal_pb2.SignalRequest) -> None:
+        """Queue a request from the edge; past MAX_PENDING_REQUESTS the session ends as a flood.
+
+        A local stream is read one request at a time, so HTTP/2 flow control
+        holds back a client that sends faster than its requests are handled;
+        the edge reads its client without that pushback, so the bound is here.
+        """
+        if self._flooded:
+            return
+        if self._inbox.qsize() >= MAX_PENDING_REQUESTS:
+            self._flooded = True
+            message = f"more than {MAX_PENDING_REQUESTS} requests were waiting to be handled"
+            self._inbox.put_nowait(relay_pb2.SessionEnd(code=status_number(ErrorCode.INVALID_ARGUMENT), message=message))
+            return
         self._inbox.put_nowait(request)
 
     def end(self, end: relay_pb2.SessionEnd) -> None:

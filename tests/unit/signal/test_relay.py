@@ -20,6 +20,7 @@ from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.participant import LeaveReason
 from mediapod.signal.access import authenticate
 from mediapod.signal.decoding import UndecodableRequest
+from mediapod.signal.relay import MAX_PENDING_REQUESTS, _RelayedClient
 from mediapod.signal.status import status_number
 from mediapod.signal.stream import ProtocolViolation, StreamAbandoned
 from tests.support.fake_signal import KEY, ROOM, SECRET, Bus, FakeTransport, Node, start_node, token
@@ -230,3 +231,15 @@ async def test_a_room_call_to_a_node_that_does_not_listen_is_unavailable(nodes: 
     with pytest.raises(RequestError) as unreachable:
         await edge.relay.call("nowhere", relay_pb2.RoomCall(token="t", list_rooms=room_service_pb2.ListRoomsRequest()))
     assert unreachable.value.code == ErrorCode.UNAVAILABLE
+
+
+async def test_a_relayed_client_flooding_requests_ends_as_a_protocol_violation() -> None:
+    """The host bounds the requests of a relayed session that wait to be handled:
+    the backlog up to the bound is served, then the session ends."""
+    client = _RelayedClient(outbox=None)  # type: ignore[arg-type]  # only reads and deliveries here
+    for timestamp in range(MAX_PENDING_REQUESTS + 10):
+        client.deliver(signal_pb2.SignalRequest(ping=signal_pb2.Ping(timestamp=timestamp)))
+    served = [(await client.read()).ping.timestamp for _ in range(MAX_PENDING_REQUESTS)]  # type: ignore[union-attr]
+    assert served == list(range(MAX_PENDING_REQUESTS))
+    with pytest.raises(ProtocolViolation, match=f"more than {MAX_PENDING_REQUESTS} requests"):
+        await client.read()
