@@ -37,6 +37,37 @@ DROP_REASONS: tuple[str, ...] = (
     "rtcp_ssrc_limit",     # SRTCP from one sender SSRC too many for one PeerConnection
 )
 
+# Why a data-channel message (or the SCTP packet carrying it) was dropped: the
+# only values of the `reason` label of switchboard_data_packets_dropped.
+DATA_DROP_REASONS: tuple[str, ...] = (
+    "no_association",        # DTLS application data on a PeerConnection that negotiated no data channels
+    "sctp_malformed",        # an SCTP packet the association could not process
+    "sctp_queue_full",       # SCTP packets arriving faster than the association takes them
+    "sctp_window_exceeded",  # the peer overran our receive window: its association is aborted
+    "dcep_malformed",        # a DCEP message that is not a well-formed OPEN or ACK (RFC 8832)
+    "dcep_unexpected",       # an OPEN for an open stream, an ACK for none
+    "unknown_channel",       # a channel label we do not serve, or a message on no open channel
+    "unknown_payload_type",  # an SCTP payload protocol that is neither string nor binary
+    "too_large",             # over the message size limit
+    "malformed_packet",      # a message its front end cannot decode
+    "not_permitted",         # the sender's token does not grant canPublishData
+    "rate_limited",          # over the sender's message or byte rate
+    "channel_not_open",      # a recipient whose data channel is not (yet) open
+    "buffer_full",           # a recipient too slow to take what is queued for it
+)
+
+# Signaling front ends that count bad input, and why: the only values of the
+# `frontend` and `reason` labels of switchboard_signal_errors.
+SIGNAL_FRONTENDS: tuple[str, ...] = ("livekit",)
+SIGNAL_ERROR_REASONS: tuple[str, ...] = (
+    "unauthorized",         # a connect or /rtc/validate whose token did not verify or allow the room
+    "malformed_message",    # a binary frame that is no SignalRequest
+    "text_frame",           # signaling is binary protobuf; text frames are refused
+    "frame_too_large",      # over the front end's frame size limit
+    "unsupported_request",  # a well-formed request this server does not act on (dropped)
+    "request_refused",      # a request the session refused with an error response
+)
+
 
 class MediaCounters:
     """Monotonic counters bumped on the hot path; read only at scrape time."""
@@ -65,6 +96,11 @@ class MediaCounters:
         "speaker_updates",
         "drops",
         "leaves",
+        "signal_errors",
+        "data_packets_received",
+        "data_packets_forwarded",
+        "data_bytes_forwarded",
+        "data_drops",
     )
 
     def __init__(self) -> None:
@@ -92,6 +128,15 @@ class MediaCounters:
         self.drops: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         # Participants that left, by LeaveReason value (a closed set: the enum's).
         self.leaves: collections.Counter[str] = collections.Counter()
+        # Bad signaling input, by (frontend, reason).
+        self.signal_errors: dict[tuple[str, str], int] = {
+            (frontend, reason): 0 for frontend in SIGNAL_FRONTENDS for reason in SIGNAL_ERROR_REASONS
+        }
+        # Data-channel messages: received from senders, delivered to each recipient, dropped by reason.
+        self.data_packets_received = 0
+        self.data_packets_forwarded = 0
+        self.data_bytes_forwarded = 0
+        self.data_drops: dict[str, int] = dict.fromkeys(DATA_DROP_REASONS, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,12 +194,29 @@ class MediaCollector(Collector):
             c.transport_connect_timeouts,
         )
         yield counter("switchboard_speaker_updates", "Active speaker updates sent to participants", c.speaker_updates)
+        yield counter("switchboard_data_packets_received", "Data-channel messages received from participants", c.data_packets_received)
+        yield counter("switchboard_data_packets_forwarded", "Data-channel messages delivered to recipients", c.data_packets_forwarded)
+        yield counter("switchboard_data_bytes_forwarded", "Data-channel bytes delivered to recipients", c.data_bytes_forwarded)
+        data_drops = CounterMetricFamily(
+            "switchboard_data_packets_dropped", "Data-channel messages and SCTP packets dropped, by reason", labels=["node", "reason"]
+        )
+        for reason, value in c.data_drops.items():
+            data_drops.add_metric([node, reason], value)
+        yield data_drops
         drops = CounterMetricFamily(
             "switchboard_packets_dropped", "Datagrams and packets dropped, by reason", labels=["node", "reason"]
         )
         for reason, value in c.drops.items():
             drops.add_metric([node, reason], value)
         yield drops
+        signal_errors = CounterMetricFamily(
+            "switchboard_signal_errors",
+            "Bad input on a signaling front end: refused, dropped or ended the session, by front end and reason",
+            labels=["node", "frontend", "reason"],
+        )
+        for (frontend, reason), value in c.signal_errors.items():
+            signal_errors.add_metric([node, frontend, reason], value)
+        yield signal_errors
         leaves = CounterMetricFamily(
             "switchboard_participants_left", "Participants that left a room, by reason", labels=["node", "reason"]
         )

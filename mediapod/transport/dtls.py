@@ -21,6 +21,8 @@ from OpenSSL import SSL, crypto
 from mediapod.transport.srtp import SRTP_PROFILES, SrtpSession, profile_by_openssl_name
 
 DTLS1_2_VERSION = 0xFEFD
+# Largest plaintext a DTLS record can carry (RFC 6347 section 4.1: 2^14 bytes).
+MAX_RECORD_SIZE = 16384
 
 _DIGESTS: dict[str, hashes.HashAlgorithm] = {
     "sha-1": hashes.SHA1(),
@@ -99,7 +101,9 @@ class DtlsServer:
     """One DTLS association, driven by datagrams fed in and a retransmission timer.
 
     ``send`` writes a datagram to the peer's selected address; ``on_state``
-    is told when the association connects (``srtp`` is then set), fails or closes.
+    is told when the association connects (``srtp`` is then set), fails or
+    closes; ``on_data`` gets the application data (SCTP packets) the peer
+    sends once connected, one record at a time.
     """
 
     def __init__(
@@ -108,12 +112,14 @@ class DtlsServer:
         remote_fingerprints: list[tuple[str, str]],
         send: Callable[[bytes], None],
         on_state: Callable[[DtlsState], None],
+        on_data: Callable[[bytes], None],
     ) -> None:
         self._ssl = SSL.Connection(context)
         self._ssl.set_accept_state()
         self._remote_fingerprints = remote_fingerprints
         self._send = send
         self._on_state = on_state
+        self._on_data = on_data
         self._timer: asyncio.TimerHandle | None = None
         self.state = DtlsState.NEW
         self.srtp: SrtpSession | None = None
@@ -132,6 +138,17 @@ class DtlsServer:
             self._advance_handshake()
         else:
             self._drain_application_data()
+
+    def send_data(self, data: bytes) -> bool:
+        """Send application data (one SCTP packet) as one record; False if the association cannot carry it."""
+        if self.state != DtlsState.CONNECTED:
+            return False
+        try:
+            self._ssl.send(data)
+        except SSL.Error:
+            return False
+        self._flush()
+        return True
 
     def close(self) -> None:
         if self._timer is not None:
@@ -174,6 +191,9 @@ class DtlsServer:
         )
         self.srtp = SrtpSession.from_keying_material(profile, material, is_server=True)
         self._set_state(DtlsState.CONNECTED)
+        # The peer's first SCTP packet may share a datagram with its Finished.
+        if self.state == DtlsState.CONNECTED:
+            self._drain_application_data()
 
     def _verify_peer(self) -> str:
         cert = self._ssl.get_peer_certificate(as_cryptography=True)
@@ -189,11 +209,10 @@ class DtlsServer:
         return "" if checked else "no usable SDP fingerprint to check the peer certificate"
 
     def _drain_application_data(self) -> None:
-        # Data channels (SCTP) are not offered, so application data is read and
-        # discarded; a close_notify ends the association.
+        # One record holds one SCTP packet; a close_notify ends the association.
         while True:
             try:
-                self._ssl.recv(1500)
+                data = self._ssl.recv(MAX_RECORD_SIZE)
             except SSL.ZeroReturnError:
                 self._set_state(DtlsState.CLOSED)
                 return
@@ -201,6 +220,8 @@ class DtlsServer:
                 return
             except SSL.Error:
                 return
+            if data:
+                self._on_data(data)
 
     def _flush(self) -> None:
         while True:

@@ -7,6 +7,10 @@ A participant has two PeerConnections and often uses only one (a viewer
 never publishes), so time only runs against a transport once it is in use:
 the connect timeout starts when its remote description arrives, consent
 freshness (RFC 7675) when the first ICE check succeeds.
+
+Data channels ride on the same DTLS association: once the owner says the
+negotiation carried an m=application line, an SCTP association starts as
+soon as DTLS is up (sctp.py).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from mediapod.rtp.packet import is_rtcp
 from mediapod.rtp.rtcp import RtcpPacket, parse_rtcp
 from mediapod.transport.dtls import DtlsServer, DtlsState
 from mediapod.transport.ice import Address, BindingResult, IceLiteAgent
+from mediapod.transport.sctp import DEFAULT_SCTP_PORT, ChannelSpec, SctpAssociation
 from mediapod.transport.srtp import SrtpError, SrtpSession
 from mediapod.transport.udp import UdpMux
 
@@ -52,6 +57,10 @@ def _ignore_state(state: TransportState) -> None:
     """What a closed transport tells its owner: nothing (the owner closed it)."""
 
 
+def _ignore_data(label: str, data: bytes) -> None:
+    """The data handler of a transport that serves no data-channel labels, and so never calls it."""
+
+
 class PeerTransport:
     """ICE-lite + DTLS-SRTP for one PeerConnection on the shared UDP port.
 
@@ -59,6 +68,9 @@ class PeerTransport:
     (the owner routes it by its clear-text SSRC and pays for ``unprotect_rtp``
     only for packets it wants), ``on_rtcp`` parsed compound RTCP, ``on_state``
     the transport's fate; it sends with ``send_rtp`` / ``send_rtcp``.
+    ``on_data`` gets data-channel messages as (label, bytes), for the labels
+    in ``data_labels``; ``send_data`` sends on the channels in ``data_channels``,
+    which the pod opens itself.
     """
 
     def __init__(
@@ -69,6 +81,9 @@ class PeerTransport:
         on_rtp: Callable[[bytes], None],
         on_rtcp: Callable[[list[RtcpPacket]], None],
         on_state: Callable[[TransportState], None],
+        on_data: Callable[[str, bytes], None] = _ignore_data,
+        data_labels: frozenset[str] = frozenset(),
+        data_channels: tuple[ChannelSpec, ...] = (),
         connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         self.ice = IceLiteAgent()
@@ -76,6 +91,11 @@ class PeerTransport:
         self._on_rtp = on_rtp
         self._on_rtcp = on_rtcp
         self._on_state = on_state
+        self._on_data = on_data
+        self._data_labels = data_labels
+        self._data_channels = data_channels
+        self._sctp_port: int | None = None  # set once an m=application line is negotiated
+        self._sctp: SctpAssociation | None = None
         self._mux = mux
         self._counters = mux.counters
         self._ssl_context = ssl_context
@@ -106,8 +126,25 @@ class PeerTransport:
         if self._dtls is not None or self._closed:
             return
         self.ice.remote_ufrag = ufrag
-        self._dtls = DtlsServer(self._ssl_context, fingerprints, self._send_dtls, self._on_dtls_state)
+        self._dtls = DtlsServer(
+            self._ssl_context, fingerprints, self._send_dtls, self._on_dtls_state, self._on_application_data
+        )
         self._connect_timer = asyncio.get_running_loop().call_later(self._connect_timeout, self._give_up_connecting)
+
+    def accept_data_channels(self, remote_port: int = DEFAULT_SCTP_PORT) -> None:
+        """The negotiation carries data channels: run SCTP to remote_port once DTLS is up (first call only)."""
+        if self._sctp_port is not None or self._closed:
+            return
+        self._sctp_port = remote_port
+        if self._srtp is not None:
+            self._start_sctp()
+
+    def send_data(self, label: str, data: bytes) -> bool:
+        """Send a message on the pod's own data channel label; False (counted) if it cannot go now."""
+        if self._sctp is None:
+            self._counters.data_drops["channel_not_open"] += 1
+            return False
+        return self._sctp.send(label, data)
 
     def check(self, message: stun.Message, addr: Address) -> BindingResult | None:
         """Answer a binding request; the first one that authenticates starts consent freshness."""
@@ -199,6 +236,8 @@ class PeerTransport:
             if timer is not None:
                 timer.cancel()
         self._mux.unregister(self.ice.local_ufrag)
+        if self._sctp is not None:
+            self._sctp.close()  # its ABORT goes out before DTLS's close_notify
         if self._dtls is not None:
             self._dtls.close()
         self._srtp = None
@@ -206,6 +245,20 @@ class PeerTransport:
     def _send_dtls(self, data: bytes) -> None:
         if self.remote_addr is not None:
             self._mux.sendto(data, self.remote_addr)
+
+    def _on_application_data(self, data: bytes) -> None:
+        if self._sctp is None:
+            self._counters.data_drops["no_association"] += 1
+            return
+        self._sctp.feed(data)
+
+    def _start_sctp(self) -> None:
+        dtls, port = self._dtls, self._sctp_port
+        assert dtls is not None and port is not None
+        self._sctp = SctpAssociation(
+            dtls.send_data, self._on_data, self._counters, labels=self._data_labels, channels=self._data_channels
+        )
+        self._sctp.start(port)
 
     def _on_dtls_state(self, state: DtlsState) -> None:
         if state == DtlsState.CONNECTED:
@@ -215,6 +268,8 @@ class PeerTransport:
             if self._connect_timer is not None:
                 self._connect_timer.cancel()
                 self._connect_timer = None
+            if self._sctp_port is not None:
+                self._start_sctp()
             self._on_state(TransportState.CONNECTED)
         elif state == DtlsState.FAILED:
             self._counters.dtls_failures += 1

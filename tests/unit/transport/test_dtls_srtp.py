@@ -47,10 +47,15 @@ class Association:
         self.client = DtlsClient(DtlsCertificate.generate(), client_profiles, client_max_version)
         self.to_client: list[bytes] = []
         self.states: list[DtlsState] = []
+        self.application_data: list[bytes] = []
         if fingerprints is None:
             fingerprints = [("sha-256", self.client.certificate.fingerprint)]
         self.server = DtlsServer(
-            self.server_certificate.ssl_context(), fingerprints, self.to_client.append, self.states.append
+            self.server_certificate.ssl_context(),
+            fingerprints,
+            self.to_client.append,
+            self.states.append,
+            self.application_data.append,
         )
 
     def handshake(self, rounds: int = 10) -> None:
@@ -402,3 +407,27 @@ def test_keying_material_is_split_per_rfc5764() -> None:
 
     assert server.unprotect_rtp(client.protect_rtp(packet)) == packet
     assert client.unprotect_rtp(server.protect_rtp(packet)) == packet
+
+
+async def test_application_data_from_the_client_reaches_on_data_record_by_record(association: Association) -> None:
+    association.handshake()
+    association.client.ssl.send(b"first sctp packet")
+    association.client.ssl.send(b"second")
+    for datagram in association.client.drain():
+        association.server.feed(datagram)
+    assert association.application_data == [b"first sctp packet", b"second"]
+
+
+async def test_send_data_reaches_the_client_as_one_record(association: Association) -> None:
+    association.handshake()
+    assert association.server.send_data(b"x" * 1200)
+    for datagram in association.to_client:
+        association.client.ssl.bio_write(datagram)
+    association.to_client.clear()
+    assert association.client.ssl.recv(2048) == b"x" * 1200
+
+
+async def test_send_data_before_the_handshake_is_refused() -> None:
+    association = Association()
+    assert not association.server.send_data(b"too early")
+    assert association.to_client == []
