@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import google_crc32c
@@ -22,6 +22,7 @@ from mediapod.rtc.data import DATA_LABELS, SERVER_CHANNELS
 from mediapod.transport import sctp
 from mediapod.transport.peer import PeerTransport, TransportState
 from tests.support.fake_client import ClientPeer, Pod, media_pod
+from tests.support.peers import eventually
 from tests.support.sctp_peer import SctpPeer
 
 
@@ -71,12 +72,6 @@ async def link() -> AsyncIterator[Link]:
         yield Link(pod, transport, client, peer, received)
     transport.close()
 
-
-async def eventually(condition: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.005)
 
 
 def open_channel(link: Link, label: str, **options: object) -> RTCDataChannel:
@@ -143,7 +138,7 @@ async def test_sending_on_a_channel_the_pod_does_not_own_is_refused_and_counted(
 
 
 async def test_a_message_over_the_size_limit_is_not_sent(link: Link) -> None:
-    await eventually(lambda: link.transport.send_data("_reliable", b"ready"))
+    await eventually(lambda: link.transport.send_data("_reliable", b"ready"), interval=0.01)
     assert not link.transport.send_data("_reliable", b"x" * (sctp.MAX_MESSAGE_SIZE + 1))
     assert link.drops["too_large"] == 1
 
