@@ -24,17 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bswitchboard/v1/models.proto\x12\x0eswitchboard.v1\"\xd9\x01\n\x04Room\x12\x0b\n\x03sid\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rempty_timeout\x18\x03 \x01(\r\x12\x19\n\x11\x64\x65parture_timeout\x18\x04 \x01(\r\x12\x18\n\x10max_participants\x18\x05 \x01(\r\x12\x15\n\rcreation_time\x18\x06 \x01(\x03\x12\x10\n\x08metadata\x18\x07 \x01(\t\x12\x18\n\x10num_participants\x18\x08 \x01(\r\x12\x16\n\x0enum_publishers\x18\t \x01(\r\x12\x0f\n\x07node_id\x18\n \x01(\t\"M\n\x0eSimulcastLayer\x12\x0b\n\x03rid\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12\x0f\n\x07\x62itrate\x18\x04 \x01(\r\"\x8d\x02\n\tTrackInfo\x12\x0b\n\x03sid\x18\x01 \x01(\t\x12\'\n\x04type\x18\x02 \x01(\x0e\x32\x19.switchboard.v1.TrackType\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05muted\x18\x04 \x01(\x08\x12+\n\x06source\x18\x05 \x01(\x0e\x32\x1b.switchboard.v1.TrackSource\x12\x11\n\tmime_type\x18\x06 \x01(\t\x12\x0b\n\x03mid\x18\x07 \x01(\t\x12\r\n\x05width\x18\x08 \x01(\r\x12\x0e\n\x06height\x18\t \x01(\r\x12\x11\n\tsimulcast\x18\n \x01(\x08\x12.\n\x06layers\x18\x0b \x03(\x0b\x32\x1e.switchboard.v1.SimulcastLayer\"\xd5\x02\n\x0fParticipantInfo\x12\x0b\n\x03sid\x18\x01 \x01(\t\x12\x10\n\x08identity\x18\x02 \x01(\t\x12\x34\n\x05state\x18\x03 \x01(\x0e\x32%.switchboard.v1.ParticipantInfo.State\x12)\n\x06tracks\x18\x04 \x03(\x0b\x32\x19.switchboard.v1.TrackInfo\x12\x10\n\x08metadata\x18\x05 \x01(\t\x12\x11\n\tjoined_at\x18\x06 \x01(\x03\x12\x0c\n\x04name\x18\x07 \x01(\t\x12\x14\n\x0cis_publisher\x18\x08 \x01(\x08\x12\x39\n\npermission\x18\t \x01(\x0b\x32%.switchboard.v1.ParticipantPermission\">\n\x05State\x12\x0b\n\x07JOINING\x10\x00\x12\n\n\x06JOINED\x10\x01\x12\n\n\x06\x41\x43TIVE\x10\x02\x12\x10\n\x0c\x44ISCONNECTED\x10\x03\"m\n\x15ParticipantPermission\x12\x15\n\rcan_subscribe\x18\x01 \x01(\x08\x12\x13\n\x0b\x63\x61n_publish\x18\x02 \x01(\x08\x12\x18\n\x10\x63\x61n_publish_data\x18\x03 \x01(\x08\x12\x0e\n\x06hidden\x18\x04 \x01(\x08*G\n\tTrackType\x12\x1a\n\x16TRACK_TYPE_UNSPECIFIED\x10\x00\x12\t\n\x05\x41UDIO\x10\x01\x12\t\n\x05VIDEO\x10\x02\x12\x08\n\x04\x44\x41TA\x10\x03*q\n\x0bTrackSource\x12\x1c\n\x18TRACK_SOURCE_UNSPECIFIED\x10\x00\x12\n\n\x06\x43\x41MERA\x10\x01\x12\x0e\n\nMICROPHONE\x10\x02\x12\x10\n\x0cSCREEN_SHARE\x10\x03\x12\x16\n\x12SCREEN_SHARE_AUDIO\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bswitchboard/v1/models.proto\x12\x0eswitchboard.v1\"\xd9\x01\n\x04Room\x12\x0b\n\x03sid\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rempty_timeout\x18\x03 \x01(\r\x12\x19\n\x11\x64\x65parture_timeout\x18\x04 \x01(\r\x12\x18\n\x10max_participants\x18\x05 \x01(\r\x12\x15\n\rcreation_time\x18\x06 \x01(\x03\x12\x10\n\x08metadata\x18\x07 \x01(\t\x12\x18\n\x10num_participants\x18\x08 \x01(\r\x12\x16\n\x0enum_publishers\x18\t \x01(\r\x12\x0f\n\x07node_id\x18\n \x01(\t\"M\n\x0eSimulcastLayer\x12\x0b\n\x03rid\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\r\x12\x0e\n\x06height\x18\x03 \x01(\r\x12\x0f\n\x07\x62itrate\x18\x04 \x01(\r\"\x8d\x02\n\tTrackInfo\x12\x0b\n\x03sid\x18\x01 \x01(\t\x12\'\n\x04type\x18\x02 \x01(\x0e\x32\x19.switchboard.v1.TrackType\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05muted\x18\x04 \x01(\x08\x12+\n\x06source\x18\x05 \x01(\x0e\x32\x1b.switchboard.v1.TrackSource\x12\x11\n\tmime_type\x18\x06 \x01(\t\x12\x0b\n\x03mid\x18\x07 \x01(\t\x12\r\n\x05width\x18\x08 \x01(\r\x12\x0e\n\x06height\x18\t \x01(\r\x12\x11\n\tsimulcast\x18\n \x01(\x08\x12.\n\x06layers\x18\x0b \x03(\x0b\x32\x1e.switchboard.v1.SimulcastLayer\"\xcd\x03\n\x0fParticipantInfo\x12\x0b\n\x03sid\x18\x01 \x01(\t\x12\x10\n\x08identity\x18\x02 \x01(\t\x12\x34\n\x05state\x18\x03 \x01(\x0e\x32%.switchboard.v1.ParticipantInfo.State\x12)\n\x06tracks\x18\x04 \x03(\x0b\x32\x19.switchboard.v1.TrackInfo\x12\x10\n\x08metadata\x18\x05 \x01(\t\x12\x11\n\tjoined_at\x18\x06 \x01(\x03\x12\x0c\n\x04name\x18\x07 \x01(\t\x12\x14\n\x0cis_publisher\x18\x08 \x01(\x08\x12\x39\n\npermission\x18\t \x01(\x0b\x32%.switchboard.v1.ParticipantPermission\x12\x43\n\nattributes\x18\n \x03(\x0b\x32/.switchboard.v1.ParticipantInfo.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\">\n\x05State\x12\x0b\n\x07JOINING\x10\x00\x12\n\n\x06JOINED\x10\x01\x12\n\n\x06\x41\x43TIVE\x10\x02\x12\x10\n\x0c\x44ISCONNECTED\x10\x03\"m\n\x15ParticipantPermission\x12\x15\n\rcan_subscribe\x18\x01 \x01(\x08\x12\x13\n\x0b\x63\x61n_publish\x18\x02 \x01(\x08\x12\x18\n\x10\x63\x61n_publish_data\x18\x03 \x01(\x08\x12\x0e\n\x06hidden\x18\x04 \x01(\x08*G\n\tTrackType\x12\x1a\n\x16TRACK_TYPE_UNSPECIFIED\x10\x00\x12\t\n\x05\x41UDIO\x10\x01\x12\t\n\x05VIDEO\x10\x02\x12\x08\n\x04\x44\x41TA\x10\x03*q\n\x0bTrackSource\x12\x1c\n\x18TRACK_SOURCE_UNSPECIFIED\x10\x00\x12\n\n\x06\x43\x41MERA\x10\x01\x12\x0e\n\nMICROPHONE\x10\x02\x12\x10\n\x0cSCREEN_SHARE\x10\x03\x12\x16\n\x12SCREEN_SHARE_AUDIO\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchboard.v1.models_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRACKTYPE']._serialized_start=1073
-  _globals['_TRACKTYPE']._serialized_end=1144
-  _globals['_TRACKSOURCE']._serialized_start=1146
-  _globals['_TRACKSOURCE']._serialized_end=1259
+  _globals['_PARTICIPANTINFO_ATTRIBUTESENTRY']._loaded_options = None
+  _globals['_PARTICIPANTINFO_ATTRIBUTESENTRY']._serialized_options = b'8\001'
+  _globals['_TRACKTYPE']._serialized_start=1193
+  _globals['_TRACKTYPE']._serialized_end=1264
+  _globals['_TRACKSOURCE']._serialized_start=1266
+  _globals['_TRACKSOURCE']._serialized_end=1379
   _globals['_ROOM']._serialized_start=48
   _globals['_ROOM']._serialized_end=265
   _globals['_SIMULCASTLAYER']._serialized_start=267
@@ -42,9 +44,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRACKINFO']._serialized_start=347
   _globals['_TRACKINFO']._serialized_end=616
   _globals['_PARTICIPANTINFO']._serialized_start=619
-  _globals['_PARTICIPANTINFO']._serialized_end=960
-  _globals['_PARTICIPANTINFO_STATE']._serialized_start=898
-  _globals['_PARTICIPANTINFO_STATE']._serialized_end=960
-  _globals['_PARTICIPANTPERMISSION']._serialized_start=962
-  _globals['_PARTICIPANTPERMISSION']._serialized_end=1071
+  _globals['_PARTICIPANTINFO']._serialized_end=1080
+  _globals['_PARTICIPANTINFO_ATTRIBUTESENTRY']._serialized_start=967
+  _globals['_PARTICIPANTINFO_ATTRIBUTESENTRY']._serialized_end=1016
+  _globals['_PARTICIPANTINFO_STATE']._serialized_start=1018
+  _globals['_PARTICIPANTINFO_STATE']._serialized_end=1080
+  _globals['_PARTICIPANTPERMISSION']._serialized_start=1082
+  _globals['_PARTICIPANTPERMISSION']._serialized_end=1191
 # @@protoc_insertion_point(module_scope)

@@ -94,7 +94,7 @@ class TrackInfo(_message.Message):
     def __init__(self, sid: _Optional[str] = ..., type: _Optional[_Union[TrackType, str]] = ..., name: _Optional[str] = ..., muted: _Optional[bool] = ..., source: _Optional[_Union[TrackSource, str]] = ..., mime_type: _Optional[str] = ..., mid: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., simulcast: _Optional[bool] = ..., layers: _Optional[_Iterable[_Union[SimulcastLayer, _Mapping]]] = ...) -> None: ...
 
 class ParticipantInfo(_message.Message):
-    __slots__ = ("sid", "identity", "state", "tracks", "metadata", "joined_at", "name", "is_publisher", "permission")
+    __slots__ = ("sid", "identity", "state", "tracks", "metadata", "joined_at", "name", "is_publisher", "permission", "attributes")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         JOINING: _ClassVar[ParticipantInfo.State]
@@ -105,6 +105,13 @@ class ParticipantInfo(_message.Message):
     JOINED: ParticipantInfo.State
     ACTIVE: ParticipantInfo.State
     DISCONNECTED: ParticipantInfo.State
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     SID_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +121,7 @@ class ParticipantInfo(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     IS_PUBLISHER_FIELD_NUMBER: _ClassVar[int]
     PERMISSION_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     sid: str
     identity: str
     state: ParticipantInfo.State
@@ -123,7 +131,8 @@ class ParticipantInfo(_message.Message):
     name: str
     is_publisher: bool
     permission: ParticipantPermission
-    def __init__(self, sid: _Optional[str] = ..., identity: _Optional[str] = ..., state: _Optional[_Union[ParticipantInfo.State, str]] = ..., tracks: _Optional[_Iterable[_Union[TrackInfo, _Mapping]]] = ..., metadata: _Optional[str] = ..., joined_at: _Optional[int] = ..., name: _Optional[str] = ..., is_publisher: _Optional[bool] = ..., permission: _Optional[_Union[ParticipantPermission, _Mapping]] = ...) -> None: ...
+    attributes: _containers.ScalarMap[str, str]
+    def __init__(self, sid: _Optional[str] = ..., identity: _Optional[str] = ..., state: _Optional[_Union[ParticipantInfo.State, str]] = ..., tracks: _Optional[_Iterable[_Union[TrackInfo, _Mapping]]] = ..., metadata: _Optional[str] = ..., joined_at: _Optional[int] = ..., name: _Optional[str] = ..., is_publisher: _Optional[bool] = ..., permission: _Optional[_Union[ParticipantPermission, _Mapping]] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ParticipantPermission(_message.Message):
     __slots__ = ("can_subscribe", "can_publish", "can_publish_data", "hidden")

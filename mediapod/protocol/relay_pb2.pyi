@@ -47,7 +47,7 @@ class SessionEnd(_message.Message):
     def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., retry_elsewhere: _Optional[bool] = ...) -> None: ...
 
 class RoomCall(_message.Message):
-    __slots__ = ("token", "create_room", "list_rooms", "delete_room", "list_participants", "remove_participant", "mute_published_track")
+    __slots__ = ("token", "create_room", "list_rooms", "delete_room", "list_participants", "remove_participant", "mute_published_track", "get_participant", "update_participant", "update_subscriptions", "send_data", "update_room_metadata")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     CREATE_ROOM_FIELD_NUMBER: _ClassVar[int]
     LIST_ROOMS_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +55,11 @@ class RoomCall(_message.Message):
     LIST_PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
     REMOVE_PARTICIPANT_FIELD_NUMBER: _ClassVar[int]
     MUTE_PUBLISHED_TRACK_FIELD_NUMBER: _ClassVar[int]
+    GET_PARTICIPANT_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_PARTICIPANT_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_SUBSCRIPTIONS_FIELD_NUMBER: _ClassVar[int]
+    SEND_DATA_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_ROOM_METADATA_FIELD_NUMBER: _ClassVar[int]
     token: str
     create_room: _room_service_pb2.CreateRoomRequest
     list_rooms: _room_service_pb2.ListRoomsRequest
@@ -62,10 +67,15 @@ class RoomCall(_message.Message):
     list_participants: _room_service_pb2.ListParticipantsRequest
     remove_participant: _room_service_pb2.RoomParticipantIdentity
     mute_published_track: _room_service_pb2.MuteRoomTrackRequest
-    def __init__(self, token: _Optional[str] = ..., create_room: _Optional[_Union[_room_service_pb2.CreateRoomRequest, _Mapping]] = ..., list_rooms: _Optional[_Union[_room_service_pb2.ListRoomsRequest, _Mapping]] = ..., delete_room: _Optional[_Union[_room_service_pb2.DeleteRoomRequest, _Mapping]] = ..., list_participants: _Optional[_Union[_room_service_pb2.ListParticipantsRequest, _Mapping]] = ..., remove_participant: _Optional[_Union[_room_service_pb2.RoomParticipantIdentity, _Mapping]] = ..., mute_published_track: _Optional[_Union[_room_service_pb2.MuteRoomTrackRequest, _Mapping]] = ...) -> None: ...
+    get_participant: _room_service_pb2.RoomParticipantIdentity
+    update_participant: _room_service_pb2.UpdateParticipantRequest
+    update_subscriptions: _room_service_pb2.UpdateSubscriptionsRequest
+    send_data: _room_service_pb2.SendDataRequest
+    update_room_metadata: _room_service_pb2.UpdateRoomMetadataRequest
+    def __init__(self, token: _Optional[str] = ..., create_room: _Optional[_Union[_room_service_pb2.CreateRoomRequest, _Mapping]] = ..., list_rooms: _Optional[_Union[_room_service_pb2.ListRoomsRequest, _Mapping]] = ..., delete_room: _Optional[_Union[_room_service_pb2.DeleteRoomRequest, _Mapping]] = ..., list_participants: _Optional[_Union[_room_service_pb2.ListParticipantsRequest, _Mapping]] = ..., remove_participant: _Optional[_Union[_room_service_pb2.RoomParticipantIdentity, _Mapping]] = ..., mute_published_track: _Optional[_Union[_room_service_pb2.MuteRoomTrackRequest, _Mapping]] = ..., get_participant: _Optional[_Union[_room_service_pb2.RoomParticipantIdentity, _Mapping]] = ..., update_participant: _Optional[_Union[_room_service_pb2.UpdateParticipantRequest, _Mapping]] = ..., update_subscriptions: _Optional[_Union[_room_service_pb2.UpdateSubscriptionsRequest, _Mapping]] = ..., send_data: _Optional[_Union[_room_service_pb2.SendDataRequest, _Mapping]] = ..., update_room_metadata: _Optional[_Union[_room_service_pb2.UpdateRoomMetadataRequest, _Mapping]] = ...) -> None: ...
 
 class RoomReply(_message.Message):
-    __slots__ = ("code", "message", "room", "rooms", "deleted", "participants", "removed", "muted")
+    __slots__ = ("code", "message", "room", "rooms", "deleted", "participants", "removed", "muted", "participant", "subscriptions_updated", "data_sent")
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ROOM_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +84,9 @@ class RoomReply(_message.Message):
     PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
     REMOVED_FIELD_NUMBER: _ClassVar[int]
     MUTED_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANT_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTIONS_UPDATED_FIELD_NUMBER: _ClassVar[int]
+    DATA_SENT_FIELD_NUMBER: _ClassVar[int]
     code: int
     message: str
     room: _models_pb2.Room
@@ -82,4 +95,7 @@ class RoomReply(_message.Message):
     participants: _room_service_pb2.ListParticipantsResponse
     removed: _room_service_pb2.RemoveParticipantResponse
     muted: _room_service_pb2.MuteRoomTrackResponse
-    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., room: _Optional[_Union[_models_pb2.Room, _Mapping]] = ..., rooms: _Optional[_Union[_room_service_pb2.ListRoomsResponse, _Mapping]] = ..., deleted: _Optional[_Union[_room_service_pb2.DeleteRoomResponse, _Mapping]] = ..., participants: _Optional[_Union[_room_service_pb2.ListParticipantsResponse, _Mapping]] = ..., removed: _Optional[_Union[_room_service_pb2.RemoveParticipantResponse, _Mapping]] = ..., muted: _Optional[_Union[_room_service_pb2.MuteRoomTrackResponse, _Mapping]] = ...) -> None: ...
+    participant: _models_pb2.ParticipantInfo
+    subscriptions_updated: _room_service_pb2.UpdateSubscriptionsResponse
+    data_sent: _room_service_pb2.SendDataResponse
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., room: _Optional[_Union[_models_pb2.Room, _Mapping]] = ..., rooms: _Optional[_Union[_room_service_pb2.ListRoomsResponse, _Mapping]] = ..., deleted: _Optional[_Union[_room_service_pb2.DeleteRoomResponse, _Mapping]] = ..., participants: _Optional[_Union[_room_service_pb2.ListParticipantsResponse, _Mapping]] = ..., removed: _Optional[_Union[_room_service_pb2.RemoveParticipantResponse, _Mapping]] = ..., muted: _Optional[_Union[_room_service_pb2.MuteRoomTrackResponse, _Mapping]] = ..., participant: _Optional[_Union[_models_pb2.ParticipantInfo, _Mapping]] = ..., subscriptions_updated: _Optional[_Union[_room_service_pb2.UpdateSubscriptionsResponse, _Mapping]] = ..., data_sent: _Optional[_Union[_room_service_pb2.SendDataResponse, _Mapping]] = ...) -> None: ...

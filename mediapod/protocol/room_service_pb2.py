@@ -25,13 +25,15 @@ _sym_db = _symbol_database.Default()
 from . import models_pb2 as switchboard_dot_v1_dot_models__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!switchboard/v1/room_service.proto\x12\x0eswitchboard.v1\x1a\x1bswitchboard/v1/models.proto\"\x7f\n\x11\x43reateRoomRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rempty_timeout\x18\x02 \x01(\r\x12\x19\n\x11\x64\x65parture_timeout\x18\x03 \x01(\r\x12\x18\n\x10max_participants\x18\x04 \x01(\r\x12\x10\n\x08metadata\x18\x05 \x01(\t\"!\n\x10ListRoomsRequest\x12\r\n\x05names\x18\x01 \x03(\t\"8\n\x11ListRoomsResponse\x12#\n\x05rooms\x18\x01 \x03(\x0b\x32\x14.switchboard.v1.Room\"!\n\x11\x44\x65leteRoomRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteRoomResponse\"\'\n\x17ListParticipantsRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\"Q\n\x18ListParticipantsResponse\x12\x35\n\x0cparticipants\x18\x01 \x03(\x0b\x32\x1f.switchboard.v1.ParticipantInfo\"9\n\x17RoomParticipantIdentity\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x10\n\x08identity\x18\x02 \x01(\t\"\x1b\n\x19RemoveParticipantResponse\"X\n\x14MuteRoomTrackRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x10\n\x08identity\x18\x02 \x01(\t\x12\x11\n\ttrack_sid\x18\x03 \x01(\t\x12\r\n\x05muted\x18\x04 \x01(\x08\"A\n\x15MuteRoomTrackResponse\x12(\n\x05track\x18\x01 \x01(\x0b\x32\x19.switchboard.v1.TrackInfo2\xae\x04\n\x0bRoomService\x12\x45\n\nCreateRoom\x12!.switchboard.v1.CreateRoomRequest\x1a\x14.switchboard.v1.Room\x12P\n\tListRooms\x12 .switchboard.v1.ListRoomsRequest\x1a!.switchboard.v1.ListRoomsResponse\x12S\n\nDeleteRoom\x12!.switchboard.v1.DeleteRoomRequest\x1a\".switchboard.v1.DeleteRoomResponse\x12\x65\n\x10ListParticipants\x12\'.switchboard.v1.ListParticipantsRequest\x1a(.switchboard.v1.ListParticipantsResponse\x12g\n\x11RemoveParticipant\x12\'.switchboard.v1.RoomParticipantIdentity\x1a).switchboard.v1.RemoveParticipantResponse\x12\x61\n\x12MutePublishedTrack\x12$.switchboard.v1.MuteRoomTrackRequest\x1a%.switchboard.v1.MuteRoomTrackResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!switchboard/v1/room_service.proto\x12\x0eswitchboard.v1\x1a\x1bswitchboard/v1/models.proto\"\x7f\n\x11\x43reateRoomRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rempty_timeout\x18\x02 \x01(\r\x12\x19\n\x11\x64\x65parture_timeout\x18\x03 \x01(\r\x12\x18\n\x10max_participants\x18\x04 \x01(\r\x12\x10\n\x08metadata\x18\x05 \x01(\t\"!\n\x10ListRoomsRequest\x12\r\n\x05names\x18\x01 \x03(\t\"8\n\x11ListRoomsResponse\x12#\n\x05rooms\x18\x01 \x03(\x0b\x32\x14.switchboard.v1.Room\"!\n\x11\x44\x65leteRoomRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteRoomResponse\"\'\n\x17ListParticipantsRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\"Q\n\x18ListParticipantsResponse\x12\x35\n\x0cparticipants\x18\x01 \x03(\x0b\x32\x1f.switchboard.v1.ParticipantInfo\"9\n\x17RoomParticipantIdentity\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x10\n\x08identity\x18\x02 \x01(\t\"\x1b\n\x19RemoveParticipantResponse\"X\n\x14MuteRoomTrackRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x10\n\x08identity\x18\x02 \x01(\t\x12\x11\n\ttrack_sid\x18\x03 \x01(\t\x12\r\n\x05muted\x18\x04 \x01(\x08\"A\n\x15MuteRoomTrackResponse\x12(\n\x05track\x18\x01 \x01(\x0b\x32\x19.switchboard.v1.TrackInfo\"\x96\x02\n\x18UpdateParticipantRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x10\n\x08identity\x18\x02 \x01(\t\x12\x10\n\x08metadata\x18\x03 \x01(\t\x12\x39\n\npermission\x18\x04 \x01(\x0b\x32%.switchboard.v1.ParticipantPermission\x12\x0c\n\x04name\x18\x05 \x01(\t\x12L\n\nattributes\x18\x06 \x03(\x0b\x32\x38.switchboard.v1.UpdateParticipantRequest.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"c\n\x1aUpdateSubscriptionsRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x10\n\x08identity\x18\x02 \x01(\t\x12\x12\n\ntrack_sids\x18\x03 \x03(\t\x12\x11\n\tsubscribe\x18\x04 \x01(\x08\"\x1d\n\x1bUpdateSubscriptionsResponse\"k\n\x0fSendDataRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\r\n\x05lossy\x18\x03 \x01(\x08\x12\x1e\n\x16\x64\x65stination_identities\x18\x04 \x03(\t\x12\r\n\x05topic\x18\x05 \x01(\t\"\x12\n\x10SendDataResponse\";\n\x19UpdateRoomMetadataRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x10\n\x08metadata\x18\x02 \x01(\t2\x80\x08\n\x0bRoomService\x12\x45\n\nCreateRoom\x12!.switchboard.v1.CreateRoomRequest\x1a\x14.switchboard.v1.Room\x12P\n\tListRooms\x12 .switchboard.v1.ListRoomsRequest\x1a!.switchboard.v1.ListRoomsResponse\x12S\n\nDeleteRoom\x12!.switchboard.v1.DeleteRoomRequest\x1a\".switchboard.v1.DeleteRoomResponse\x12\x65\n\x10ListParticipants\x12\'.switchboard.v1.ListParticipantsRequest\x1a(.switchboard.v1.ListParticipantsResponse\x12g\n\x11RemoveParticipant\x12\'.switchboard.v1.RoomParticipantIdentity\x1a).switchboard.v1.RemoveParticipantResponse\x12\x61\n\x12MutePublishedTrack\x12$.switchboard.v1.MuteRoomTrackRequest\x1a%.switchboard.v1.MuteRoomTrackResponse\x12Z\n\x0eGetParticipant\x12\'.switchboard.v1.RoomParticipantIdentity\x1a\x1f.switchboard.v1.ParticipantInfo\x12^\n\x11UpdateParticipant\x12(.switchboard.v1.UpdateParticipantRequest\x1a\x1f.switchboard.v1.ParticipantInfo\x12n\n\x13UpdateSubscriptions\x12*.switchboard.v1.UpdateSubscriptionsRequest\x1a+.switchboard.v1.UpdateSubscriptionsResponse\x12M\n\x08SendData\x12\x1f.switchboard.v1.SendDataRequest\x1a .switchboard.v1.SendDataResponse\x12U\n\x12UpdateRoomMetadata\x12).switchboard.v1.UpdateRoomMetadataRequest\x1a\x14.switchboard.v1.Roomb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchboard.v1.room_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_UPDATEPARTICIPANTREQUEST_ATTRIBUTESENTRY']._loaded_options = None
+  _globals['_UPDATEPARTICIPANTREQUEST_ATTRIBUTESENTRY']._serialized_options = b'8\001'
   _globals['_CREATEROOMREQUEST']._serialized_start=82
   _globals['_CREATEROOMREQUEST']._serialized_end=209
   _globals['_LISTROOMSREQUEST']._serialized_start=211
@@ -54,6 +56,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MUTEROOMTRACKREQUEST']._serialized_end=661
   _globals['_MUTEROOMTRACKRESPONSE']._serialized_start=663
   _globals['_MUTEROOMTRACKRESPONSE']._serialized_end=728
-  _globals['_ROOMSERVICE']._serialized_start=731
-  _globals['_ROOMSERVICE']._serialized_end=1289
+  _globals['_UPDATEPARTICIPANTREQUEST']._serialized_start=731
+  _globals['_UPDATEPARTICIPANTREQUEST']._serialized_end=1009
+  _globals['_UPDATEPARTICIPANTREQUEST_ATTRIBUTESENTRY']._serialized_start=960
+  _globals['_UPDATEPARTICIPANTREQUEST_ATTRIBUTESENTRY']._serialized_end=1009
+  _globals['_UPDATESUBSCRIPTIONSREQUEST']._serialized_start=1011
+  _globals['_UPDATESUBSCRIPTIONSREQUEST']._serialized_end=1110
+  _globals['_UPDATESUBSCRIPTIONSRESPONSE']._serialized_start=1112
+  _globals['_UPDATESUBSCRIPTIONSRESPONSE']._serialized_end=1141
+  _globals['_SENDDATAREQUEST']._serialized_start=1143
+  _globals['_SENDDATAREQUEST']._serialized_end=1250
+  _globals['_SENDDATARESPONSE']._serialized_start=1252
+  _globals['_SENDDATARESPONSE']._serialized_end=1270
+  _globals['_UPDATEROOMMETADATAREQUEST']._serialized_start=1272
+  _globals['_UPDATEROOMMETADATAREQUEST']._serialized_end=1331
+  _globals['_ROOMSERVICE']._serialized_start=1334
+  _globals['_ROOMSERVICE']._serialized_end=2358
 # @@protoc_insertion_point(module_scope)

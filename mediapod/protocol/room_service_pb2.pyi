@@ -84,3 +84,68 @@ class MuteRoomTrackResponse(_message.Message):
     TRACK_FIELD_NUMBER: _ClassVar[int]
     track: _models_pb2.TrackInfo
     def __init__(self, track: _Optional[_Union[_models_pb2.TrackInfo, _Mapping]] = ...) -> None: ...
+
+class UpdateParticipantRequest(_message.Message):
+    __slots__ = ("room", "identity", "metadata", "permission", "name", "attributes")
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    PERMISSION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    identity: str
+    metadata: str
+    permission: _models_pb2.ParticipantPermission
+    name: str
+    attributes: _containers.ScalarMap[str, str]
+    def __init__(self, room: _Optional[str] = ..., identity: _Optional[str] = ..., metadata: _Optional[str] = ..., permission: _Optional[_Union[_models_pb2.ParticipantPermission, _Mapping]] = ..., name: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class UpdateSubscriptionsRequest(_message.Message):
+    __slots__ = ("room", "identity", "track_sids", "subscribe")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    TRACK_SIDS_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBE_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    identity: str
+    track_sids: _containers.RepeatedScalarFieldContainer[str]
+    subscribe: bool
+    def __init__(self, room: _Optional[str] = ..., identity: _Optional[str] = ..., track_sids: _Optional[_Iterable[str]] = ..., subscribe: _Optional[bool] = ...) -> None: ...
+
+class UpdateSubscriptionsResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SendDataRequest(_message.Message):
+    __slots__ = ("room", "data", "lossy", "destination_identities", "topic")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    LOSSY_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_IDENTITIES_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    data: bytes
+    lossy: bool
+    destination_identities: _containers.RepeatedScalarFieldContainer[str]
+    topic: str
+    def __init__(self, room: _Optional[str] = ..., data: _Optional[bytes] = ..., lossy: _Optional[bool] = ..., destination_identities: _Optional[_Iterable[str]] = ..., topic: _Optional[str] = ...) -> None: ...
+
+class SendDataResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class UpdateRoomMetadataRequest(_message.Message):
+    __slots__ = ("room", "metadata")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    metadata: str
+    def __init__(self, room: _Optional[str] = ..., metadata: _Optional[str] = ...) -> None: ...

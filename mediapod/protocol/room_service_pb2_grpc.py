@@ -65,6 +65,31 @@ class RoomServiceStub:
                 request_serializer=switchboard_dot_v1_dot_room__service__pb2.MuteRoomTrackRequest.SerializeToString,
                 response_deserializer=switchboard_dot_v1_dot_room__service__pb2.MuteRoomTrackResponse.FromString,
                 _registered_method=True)
+        self.GetParticipant = channel.unary_unary(
+                '/switchboard.v1.RoomService/GetParticipant',
+                request_serializer=switchboard_dot_v1_dot_room__service__pb2.RoomParticipantIdentity.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_models__pb2.ParticipantInfo.FromString,
+                _registered_method=True)
+        self.UpdateParticipant = channel.unary_unary(
+                '/switchboard.v1.RoomService/UpdateParticipant',
+                request_serializer=switchboard_dot_v1_dot_room__service__pb2.UpdateParticipantRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_models__pb2.ParticipantInfo.FromString,
+                _registered_method=True)
+        self.UpdateSubscriptions = channel.unary_unary(
+                '/switchboard.v1.RoomService/UpdateSubscriptions',
+                request_serializer=switchboard_dot_v1_dot_room__service__pb2.UpdateSubscriptionsRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_room__service__pb2.UpdateSubscriptionsResponse.FromString,
+                _registered_method=True)
+        self.SendData = channel.unary_unary(
+                '/switchboard.v1.RoomService/SendData',
+                request_serializer=switchboard_dot_v1_dot_room__service__pb2.SendDataRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_room__service__pb2.SendDataResponse.FromString,
+                _registered_method=True)
+        self.UpdateRoomMetadata = channel.unary_unary(
+                '/switchboard.v1.RoomService/UpdateRoomMetadata',
+                request_serializer=switchboard_dot_v1_dot_room__service__pb2.UpdateRoomMetadataRequest.SerializeToString,
+                response_deserializer=switchboard_dot_v1_dot_models__pb2.Room.FromString,
+                _registered_method=True)
 
 
 class RoomServiceServicer:
@@ -106,6 +131,36 @@ class RoomServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetParticipant(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateParticipant(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSubscriptions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendData(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateRoomMetadata(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoomServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -138,6 +193,31 @@ def add_RoomServiceServicer_to_server(servicer, server):
                     servicer.MutePublishedTrack,
                     request_deserializer=switchboard_dot_v1_dot_room__service__pb2.MuteRoomTrackRequest.FromString,
                     response_serializer=switchboard_dot_v1_dot_room__service__pb2.MuteRoomTrackResponse.SerializeToString,
+            ),
+            'GetParticipant': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetParticipant,
+                    request_deserializer=switchboard_dot_v1_dot_room__service__pb2.RoomParticipantIdentity.FromString,
+                    response_serializer=switchboard_dot_v1_dot_models__pb2.ParticipantInfo.SerializeToString,
+            ),
+            'UpdateParticipant': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateParticipant,
+                    request_deserializer=switchboard_dot_v1_dot_room__service__pb2.UpdateParticipantRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_models__pb2.ParticipantInfo.SerializeToString,
+            ),
+            'UpdateSubscriptions': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSubscriptions,
+                    request_deserializer=switchboard_dot_v1_dot_room__service__pb2.UpdateSubscriptionsRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_room__service__pb2.UpdateSubscriptionsResponse.SerializeToString,
+            ),
+            'SendData': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendData,
+                    request_deserializer=switchboard_dot_v1_dot_room__service__pb2.SendDataRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_room__service__pb2.SendDataResponse.SerializeToString,
+            ),
+            'UpdateRoomMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateRoomMetadata,
+                    request_deserializer=switchboard_dot_v1_dot_room__service__pb2.UpdateRoomMetadataRequest.FromString,
+                    response_serializer=switchboard_dot_v1_dot_models__pb2.Room.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -302,6 +382,141 @@ class RoomService:
             '/switchboard.v1.RoomService/MutePublishedTrack',
             switchboard_dot_v1_dot_room__service__pb2.MuteRoomTrackRequest.SerializeToString,
             switchboard_dot_v1_dot_room__service__pb2.MuteRoomTrackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetParticipant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.v1.RoomService/GetParticipant',
+            switchboard_dot_v1_dot_room__service__pb2.RoomParticipantIdentity.SerializeToString,
+            switchboard_dot_v1_dot_models__pb2.ParticipantInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateParticipant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.v1.RoomService/UpdateParticipant',
+            switchboard_dot_v1_dot_room__service__pb2.UpdateParticipantRequest.SerializeToString,
+            switchboard_dot_v1_dot_models__pb2.ParticipantInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSubscriptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.v1.RoomService/UpdateSubscriptions',
+            switchboard_dot_v1_dot_room__service__pb2.UpdateSubscriptionsRequest.SerializeToString,
+            switchboard_dot_v1_dot_room__service__pb2.UpdateSubscriptionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.v1.RoomService/SendData',
+            switchboard_dot_v1_dot_room__service__pb2.SendDataRequest.SerializeToString,
+            switchboard_dot_v1_dot_room__service__pb2.SendDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateRoomMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.v1.RoomService/UpdateRoomMetadata',
+            switchboard_dot_v1_dot_room__service__pb2.UpdateRoomMetadataRequest.SerializeToString,
+            switchboard_dot_v1_dot_models__pb2.Room.FromString,
             options,
             channel_credentials,
             insecure,

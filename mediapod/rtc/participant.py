@@ -17,8 +17,9 @@ from typing import Protocol
 from mediapod.config import LimitsConfig
 from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.context import MediaContext, new_sid
-from mediapod.rtc.limits import check_announcement, check_sdp
+from mediapod.rtc.limits import check_announcement, check_participant, check_sdp
 from mediapod.rtc.publisher import PublisherConnection
+from mediapod.rtc.room_state import RoomState
 from mediapod.rtc.sdp import (
     AnswerMedia,
     Codec,
@@ -86,6 +87,7 @@ class SignalSink(Protocol):
     def send_mute(self, track_sid: str, muted: bool) -> None: ...
     def send_leave(self, reason: LeaveReason) -> None: ...
     def send_speakers_changed(self, speakers: list[Speaker]) -> None: ...
+    def send_room_update(self, room: RoomState) -> None: ...
 
 
 class RoomView(Protocol):
@@ -418,6 +420,48 @@ class Participant:
                 self.subscriber.subscribe(track)
             else:
                 self.subscriber.unsubscribe(track.sid)
+
+    def update(
+        self,
+        *,
+        name: str | None = None,
+        metadata: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+        permission: Permission | None = None,
+    ) -> None:
+        """Change what an administrator may change (LiveKit's UpdateParticipant); None leaves a field as it is.
+
+        The whole change is checked before any of it is applied. An attribute
+        with an empty value is removed, as in LiveKit. Revoking canPublish
+        unpublishes the participant's tracks and revoking canSubscribe ends its
+        subscriptions, so a permission never outlives its grant. Whether a
+        participant is hidden was settled when it joined (the others were told,
+        or not, accordingly) and cannot change. The room tells everyone.
+        """
+        self._check_in_room()
+        merged = dict(self.attributes)
+        for key, value in (attributes or {}).items():
+            if value:
+                merged[key] = value
+            else:
+                merged.pop(key, None)
+        new_name = self.name if name is None else name
+        new_metadata = self.metadata if metadata is None else metadata
+        check_participant(self._limits, self.identity, new_name, new_metadata, merged)
+        if permission is not None and permission.hidden != self.permission.hidden:
+            raise RequestError(
+                ErrorCode.INVALID_ARGUMENT, "a participant's hidden permission is set by its token and cannot change in the room"
+            )
+        self.name, self.metadata, self.attributes = new_name, new_metadata, merged
+        if permission is None:
+            return
+        self.permission = permission
+        if not permission.can_publish:
+            for sid in list(self.tracks):
+                self.unpublish(sid)
+        if not permission.can_subscribe:
+            for sid in self.subscriber.subscribed_track_sids():
+                self.subscriber.unsubscribe(sid)
 
     def update_track_settings(
         self, track_sids: list[str], quality: int, width: int, height: int, max_temporal: int | None

@@ -13,6 +13,7 @@ from mediapod.config import LimitsConfig
 from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.limits import check_participant
 from mediapod.rtc.participant import LeaveReason, Participant, Permission, SignalSink
+from mediapod.rtc.room_state import RoomState
 from mediapod.rtc.speaker import UPDATE_INTERVAL, ActiveSpeakerDetector
 from mediapod.rtc.track import PublishedTrack
 
@@ -168,12 +169,72 @@ class Room:
         if self.is_member(participant):
             self._send_update(participant)
 
-    def _send_update(self, participant: Participant) -> None:
-        if participant.permission.hidden:
-            return
+    def _send_update(self, participant: Participant, *, to_itself: bool = False) -> None:
         for other in self.participants.values():
-            if other is not participant:
+            if other is participant:
+                if to_itself:
+                    other.sink.send_participants_update([participant])
+            elif not participant.permission.hidden:
                 other.sink.send_participants_update([participant])
+
+    def update_participant(
+        self,
+        participant: Participant,
+        *,
+        name: str | None = None,
+        metadata: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+        permission: Permission | None = None,
+    ) -> None:
+        """An administrator's change to a participant (Participant.update); everyone is told, the participant too.
+
+        The participant hears of it as LiveKit's clients expect: its own
+        ParticipantUpdate is how an SDK learns its new metadata or permission.
+        A newly granted canSubscribe subscribes an auto-subscribing participant
+        to what is already published, as joining would have.
+
+        Raises:
+            RequestError: the change is over a limit or not allowed (nothing changed).
+        """
+        could_subscribe = participant.permission.can_subscribe
+        participant.update(name=name, metadata=metadata, attributes=attributes, permission=permission)
+        granted = participant.permission.can_subscribe and not could_subscribe
+        if granted and participant.auto_subscribe and participant.state.value in ("joined", "active"):
+            for track in self.published_tracks(exclude=participant):
+                participant.subscriber.subscribe(track)
+        self._send_update(participant, to_itself=True)
+
+    def set_metadata(self, metadata: str) -> None:
+        """Replace the room's metadata and send every participant a RoomUpdate.
+
+        Raises:
+            RequestError: INVALID_ARGUMENT when it is over limits.max_metadata_size (the participants' limit too).
+        """
+        size, limit = len(metadata.encode()), self.limits.max_metadata_size
+        if size > limit:
+            raise RequestError(
+                ErrorCode.INVALID_ARGUMENT, f"room metadata is {size} bytes, over the limit of {limit} (limits.max_metadata_size)"
+            )
+        self.settings.metadata = metadata
+        state = self.state()
+        for participant in self.participants.values():
+            participant.sink.send_room_update(state)
+
+    def state(self) -> RoomState:
+        """What clients and the room API are told about this room right now."""
+        settings = self.settings
+        return RoomState(
+            sid=self.sid,
+            name=self.name,
+            node_id=self._context.node_id,
+            metadata=settings.metadata,
+            empty_timeout=settings.empty_timeout,
+            departure_timeout=settings.departure_timeout,
+            max_participants=settings.max_participants,
+            created_at=self.created_at,
+            num_participants=len(self.participants),
+            num_publishers=self.publisher_count,
+        )
 
     @property
     def publisher_count(self) -> int:

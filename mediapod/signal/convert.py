@@ -7,8 +7,8 @@ servicers stay about flow, not field copying.
 from __future__ import annotations
 
 from mediapod.protocol import models_pb2, signal_pb2
-from mediapod.rtc.participant import LeaveReason, Participant, ParticipantState
-from mediapod.rtc.room import Room
+from mediapod.rtc.participant import LeaveReason, Participant, ParticipantState, Permission
+from mediapod.rtc.room_state import RoomState
 from mediapod.rtc.speaker import Speaker
 from mediapod.rtc.track import LayerAnnouncement, PublishedTrack, TrackAnnouncement, TrackSource
 
@@ -94,6 +94,16 @@ def participant_info(participant: Participant) -> models_pb2.ParticipantInfo:
             can_publish_data=permission.can_publish_data,
             hidden=permission.hidden,
         ),
+        attributes=participant.attributes,
+    )
+
+
+def permission_from_proto(permission: models_pb2.ParticipantPermission) -> Permission:
+    return Permission(
+        can_publish=permission.can_publish,
+        can_subscribe=permission.can_subscribe,
+        can_publish_data=permission.can_publish_data,
+        hidden=permission.hidden,
     )
 
 
@@ -103,17 +113,16 @@ def speakers_changed(speakers: list[Speaker]) -> signal_pb2.SpeakersChanged:
     )
 
 
-def room_info(room: Room, node_id: str) -> models_pb2.Room:
-    settings = room.settings
+def room_info(room: RoomState) -> models_pb2.Room:
     return models_pb2.Room(
         sid=room.sid,
         name=room.name,
-        empty_timeout=settings.empty_timeout,
-        departure_timeout=settings.departure_timeout,
-        max_participants=settings.max_participants,
+        empty_timeout=room.empty_timeout,
+        departure_timeout=room.departure_timeout,
+        max_participants=room.max_participants,
         creation_time=int(room.created_at),
-        metadata=settings.metadata,
-        num_participants=len(room.participants),
-        num_publishers=room.publisher_count,
-        node_id=node_id,
+        metadata=room.metadata,
+        num_participants=room.num_participants,
+        num_publishers=room.num_publishers,
+        node_id=room.node_id,
     )

@@ -119,6 +119,31 @@ class RoomServicer(room_service_pb2_grpc.RoomServiceServicer):
     ) -> room_service_pb2.MuteRoomTrackResponse:
         return await self._answer(context, lambda caller: self._rooms.mute_published_track(caller, request))
 
+    async def GetParticipant(  # noqa: N802
+        self, request: room_service_pb2.RoomParticipantIdentity, context: grpc.aio.ServicerContext
+    ) -> models_pb2.ParticipantInfo:
+        return await self._answer(context, lambda caller: self._rooms.get_participant(caller, request))
+
+    async def UpdateParticipant(  # noqa: N802
+        self, request: room_service_pb2.UpdateParticipantRequest, context: grpc.aio.ServicerContext
+    ) -> models_pb2.ParticipantInfo:
+        return await self._answer(context, lambda caller: self._rooms.update_participant(caller, request))
+
+    async def UpdateSubscriptions(  # noqa: N802
+        self, request: room_service_pb2.UpdateSubscriptionsRequest, context: grpc.aio.ServicerContext
+    ) -> room_service_pb2.UpdateSubscriptionsResponse:
+        return await self._answer(context, lambda caller: self._rooms.update_subscriptions(caller, request))
+
+    async def SendData(  # noqa: N802
+        self, request: room_service_pb2.SendDataRequest, context: grpc.aio.ServicerContext
+    ) -> room_service_pb2.SendDataResponse:
+        return await self._answer(context, lambda caller: self._rooms.send_data(caller, request))
+
+    async def UpdateRoomMetadata(  # noqa: N802
+        self, request: room_service_pb2.UpdateRoomMetadataRequest, context: grpc.aio.ServicerContext
+    ) -> models_pb2.Room:
+        return await self._answer(context, lambda caller: self._rooms.update_room_metadata(caller, request))
+
     async def _answer(self, context: grpc.aio.ServicerContext, call: Callable[[Caller], Awaitable[Response]]) -> Response:
         try:
             return await call(self._caller(context))

@@ -66,6 +66,21 @@ SEND_PATIENCE = 10.0
 # Requests of one relayed session waiting on the host; more is a flood.
 MAX_PENDING_REQUESTS = 1024
 
+# Each RoomCall field (a RoomService method of the same name) -> the RoomReply field of its answer.
+_ROOM_CALL_REPLIES = {
+    "create_room": "room",
+    "list_rooms": "rooms",
+    "delete_room": "deleted",
+    "list_participants": "participants",
+    "remove_participant": "removed",
+    "mute_published_track": "muted",
+    "get_participant": "participant",
+    "update_participant": "participant",
+    "update_subscriptions": "subscriptions_updated",
+    "send_data": "data_sent",
+    "update_room_metadata": "room",
+}
+
 # How the edge's SessionEnd tells the host why its client's stream ended,
 # so the host removes the participant for the same reason as a local one.
 _EDGE_END_CODES = {
@@ -480,21 +495,12 @@ class SignalRelay:
     async def _run_call(self, call: relay_pb2.RoomCall) -> relay_pb2.RoomReply:
         """Run one call on this node's rooms, checking the caller's token again."""
         caller = authenticate(self._verifier, call.token)
-        rooms = self._rooms
         kind = call.WhichOneof("call")
-        if kind == "create_room":
-            return relay_pb2.RoomReply(room=await rooms.create_room(caller, call.create_room))
-        if kind == "list_rooms":
-            return relay_pb2.RoomReply(rooms=await rooms.list_rooms(caller, call.list_rooms))
-        if kind == "delete_room":
-            return relay_pb2.RoomReply(deleted=await rooms.delete_room(caller, call.delete_room))
-        if kind == "list_participants":
-            return relay_pb2.RoomReply(participants=await rooms.list_participants(caller, call.list_participants))
-        if kind == "remove_participant":
-            return relay_pb2.RoomReply(removed=await rooms.remove_participant(caller, call.remove_participant))
-        if kind == "mute_published_track":
-            return relay_pb2.RoomReply(muted=await rooms.mute_published_track(caller, call.mute_published_track))
-        raise RequestError(ErrorCode.UNIMPLEMENTED, f"unknown room call {kind!r}")
+        if kind is None or kind not in _ROOM_CALL_REPLIES:
+            raise RequestError(ErrorCode.UNIMPLEMENTED, f"unknown room call {kind!r}")
+        # RoomCall's fields are named after the RoomService methods they run.
+        result = await getattr(self._rooms, kind)(caller, getattr(call, kind))
+        return relay_pb2.RoomReply(**{_ROOM_CALL_REPLIES[kind]: result})
 
     # -- peers that vanish -------------------------------------------------------------------
 

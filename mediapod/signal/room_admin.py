@@ -43,6 +43,20 @@ class RoomService(Protocol):
         self, caller: Caller, request: room_service_pb2.MuteRoomTrackRequest
     ) -> room_service_pb2.MuteRoomTrackResponse: ...
 
+    async def get_participant(self, caller: Caller, request: room_service_pb2.RoomParticipantIdentity) -> models_pb2.ParticipantInfo: ...
+
+    async def update_participant(
+        self, caller: Caller, request: room_service_pb2.UpdateParticipantRequest
+    ) -> models_pb2.ParticipantInfo: ...
+
+    async def update_subscriptions(
+        self, caller: Caller, request: room_service_pb2.UpdateSubscriptionsRequest
+    ) -> room_service_pb2.UpdateSubscriptionsResponse: ...
+
+    async def send_data(self, caller: Caller, request: room_service_pb2.SendDataRequest) -> room_service_pb2.SendDataResponse: ...
+
+    async def update_room_metadata(self, caller: Caller, request: room_service_pb2.UpdateRoomMetadataRequest) -> models_pb2.Room: ...
+
 
 def require_grant(claims: auth.Claims, grant: str, room: str = "") -> None:
     """Raises RequestError (PERMISSION_DENIED) unless the claims carry grant (for room, if roomAdmin)."""
@@ -79,13 +93,13 @@ class RoomAdmin:
             max_participants=request.max_participants or None,
             metadata=request.metadata,
         )
-        return convert.room_info(room, self._node.context.node_id)
+        return convert.room_info(room.state())
 
     async def list_rooms(self, caller: Caller, request: room_service_pb2.ListRoomsRequest) -> room_service_pb2.ListRoomsResponse:
         require_grant(caller.claims, "room_list")
         names = set(request.names)
         rooms = [
-            convert.room_info(room, self._node.context.node_id)
+            convert.room_info(room.state())
             for room in self._node.rooms.values()
             if not names or room.name in names
         ]
@@ -121,6 +135,47 @@ class RoomAdmin:
         track = participant.set_track_muted(request.track_sid, request.muted)
         participant.sink.send_mute(track.sid, track.muted)
         return room_service_pb2.MuteRoomTrackResponse(track=convert.track_info(track))
+
+    async def get_participant(self, caller: Caller, request: room_service_pb2.RoomParticipantIdentity) -> models_pb2.ParticipantInfo:
+        require_grant(caller.claims, "room_admin", request.room)
+        return convert.participant_info(self._participant(self._room(request.room), request.identity))
+
+    async def update_participant(
+        self, caller: Caller, request: room_service_pb2.UpdateParticipantRequest
+    ) -> models_pb2.ParticipantInfo:
+        require_grant(caller.claims, "room_admin", request.room)
+        room = self._room(request.room)
+        participant = self._participant(room, request.identity)
+        # As in LiveKit, what is empty is left as it is: metadata cannot be cleared this way.
+        room.update_participant(
+            participant,
+            name=request.name or None,
+            metadata=request.metadata or None,
+            attributes=dict(request.attributes) or None,
+            permission=convert.permission_from_proto(request.permission) if request.HasField("permission") else None,
+        )
+        return convert.participant_info(participant)
+
+    async def update_subscriptions(
+        self, caller: Caller, request: room_service_pb2.UpdateSubscriptionsRequest
+    ) -> room_service_pb2.UpdateSubscriptionsResponse:
+        require_grant(caller.claims, "room_admin", request.room)
+        participant = self._participant(self._room(request.room), request.identity)
+        participant.update_subscriptions(list(request.track_sids), request.subscribe)
+        return room_service_pb2.UpdateSubscriptionsResponse()
+
+    async def send_data(self, caller: Caller, request: room_service_pb2.SendDataRequest) -> room_service_pb2.SendDataResponse:
+        require_grant(caller.claims, "room_admin", request.room)
+        self._room(request.room)
+        raise RequestError(
+            ErrorCode.UNIMPLEMENTED, "this server cannot deliver data packets yet: data channels are not connected to rooms"
+        )
+
+    async def update_room_metadata(self, caller: Caller, request: room_service_pb2.UpdateRoomMetadataRequest) -> models_pb2.Room:
+        require_grant(caller.claims, "room_admin", request.room)
+        room = self._room(request.room)
+        room.set_metadata(request.metadata)
+        return convert.room_info(room.state())
 
     def _room(self, name: str) -> Room:
         room = self._node.rooms.get(name)

@@ -11,7 +11,9 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from google.protobuf.message import Message
 
 from mediapod.protocol import models_pb2, relay_pb2, room_service_pb2
 from mediapod.rtc.errors import RequestError
@@ -20,6 +22,8 @@ from mediapod.signal.room_admin import RoomAdmin, require_grant
 from mediapod.signal.status import error_code
 
 log = logging.getLogger(__name__)
+
+Reply = TypeVar("Reply", bound=Message)
 
 # Runs a RoomCall on another node (SignalRelay.call); raises RequestError when it cannot be reached.
 CallNode = Callable[[str, relay_pb2.RoomCall], Awaitable[relay_pb2.RoomReply]]
@@ -82,34 +86,51 @@ class RoutedRoomAdmin:
         return room_service_pb2.ListRoomsResponse(rooms=merged)
 
     async def delete_room(self, caller: Caller, request: room_service_pb2.DeleteRoomRequest) -> room_service_pb2.DeleteRoomResponse:
-        host = await self._host_of(request.room)
-        if host is not None:
-            return await self._remote(host, caller, delete_room=request)
-        return await self._local.delete_room(caller, request)
+        return await self._at_host(caller, request.room, "delete_room", request, self._local.delete_room)
 
     async def list_participants(
         self, caller: Caller, request: room_service_pb2.ListParticipantsRequest
     ) -> room_service_pb2.ListParticipantsResponse:
-        host = await self._host_of(request.room)
-        if host is not None:
-            return await self._remote(host, caller, list_participants=request)
-        return await self._local.list_participants(caller, request)
+        return await self._at_host(caller, request.room, "list_participants", request, self._local.list_participants)
 
     async def remove_participant(
         self, caller: Caller, request: room_service_pb2.RoomParticipantIdentity
     ) -> room_service_pb2.RemoveParticipantResponse:
-        host = await self._host_of(request.room)
-        if host is not None:
-            return await self._remote(host, caller, remove_participant=request)
-        return await self._local.remove_participant(caller, request)
+        return await self._at_host(caller, request.room, "remove_participant", request, self._local.remove_participant)
 
     async def mute_published_track(
         self, caller: Caller, request: room_service_pb2.MuteRoomTrackRequest
     ) -> room_service_pb2.MuteRoomTrackResponse:
-        host = await self._host_of(request.room)
+        return await self._at_host(caller, request.room, "mute_published_track", request, self._local.mute_published_track)
+
+    async def get_participant(self, caller: Caller, request: room_service_pb2.RoomParticipantIdentity) -> models_pb2.ParticipantInfo:
+        return await self._at_host(caller, request.room, "get_participant", request, self._local.get_participant)
+
+    async def update_participant(
+        self, caller: Caller, request: room_service_pb2.UpdateParticipantRequest
+    ) -> models_pb2.ParticipantInfo:
+        return await self._at_host(caller, request.room, "update_participant", request, self._local.update_participant)
+
+    async def update_subscriptions(
+        self, caller: Caller, request: room_service_pb2.UpdateSubscriptionsRequest
+    ) -> room_service_pb2.UpdateSubscriptionsResponse:
+        return await self._at_host(caller, request.room, "update_subscriptions", request, self._local.update_subscriptions)
+
+    async def send_data(self, caller: Caller, request: room_service_pb2.SendDataRequest) -> room_service_pb2.SendDataResponse:
+        return await self._at_host(caller, request.room, "send_data", request, self._local.send_data)
+
+    async def update_room_metadata(self, caller: Caller, request: room_service_pb2.UpdateRoomMetadataRequest) -> models_pb2.Room:
+        return await self._at_host(caller, request.room, "update_room_metadata", request, self._local.update_room_metadata)
+
+    async def _at_host(
+        self, caller: Caller, room: str, call: str, request: Message, local: Callable[[Caller, Any], Awaitable[Reply]]
+    ) -> Reply:
+        """Run a call about one room where the room is: as RoomCall field ``call`` on its node, or here."""
+        host = await self._host_of(room)
         if host is not None:
-            return await self._remote(host, caller, mute_published_track=request)
-        return await self._local.mute_published_track(caller, request)
+            reply: Reply = await self._remote(host, caller, **{call: request})
+            return reply
+        return await local(caller, request)
 
     async def _host_of(self, room: str) -> str | None:
         """The other node hosting room, or None when it is here or nowhere."""

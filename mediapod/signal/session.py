@@ -118,7 +118,7 @@ class SessionHost:
         others = [convert.participant_info(p) for p in room.participants.values() if p is not participant and not p.permission.hidden]
         return signal_pb2.SignalResponse(
             join=signal_pb2.JoinResponse(
-                room=convert.room_info(room, node_id),
+                room=convert.room_info(room.state()),
                 participant=convert.participant_info(participant),
                 other_participants=others,
                 server_version=SERVER_VERSION,

@@ -7,6 +7,7 @@ import time
 from mediapod.protocol import signal_pb2
 from mediapod.rtc.errors import ErrorCode
 from mediapod.rtc.participant import LeaveReason, Participant
+from mediapod.rtc.room_state import RoomState
 from mediapod.rtc.speaker import Speaker
 from mediapod.rtc.track import TrackAnnouncement
 from mediapod.signal import convert
@@ -51,6 +52,9 @@ class QueueSink:
 
     def send_speakers_changed(self, speakers: list[Speaker]) -> None:
         self._queue.put(signal_pb2.SignalResponse(speakers_changed=convert.speakers_changed(speakers)))
+
+    def send_room_update(self, room: RoomState) -> None:
+        self._queue.put(signal_pb2.SignalResponse(room_update=signal_pb2.RoomUpdate(room=convert.room_info(room))))
 
     def send_pong(self, ping_timestamp: int) -> None:
         pong = signal_pb2.Pong(last_ping_timestamp=ping_timestamp, timestamp=int(time.time() * 1000))

@@ -25,6 +25,7 @@ from mediapod.metrics import MediaCounters
 from mediapod.rtc.context import MediaContext
 from mediapod.rtc.participant import LeaveReason, Participant, Permission
 from mediapod.rtc.room import Room, RoomSettings
+from mediapod.rtc.room_state import RoomState
 from mediapod.rtc.speaker import Speaker
 from mediapod.rtc.ssrc_guard import UnknownSsrcLimits
 from mediapod.rtc.track import LayerAnnouncement, TrackAnnouncement, TrackSource
@@ -127,6 +128,9 @@ class RecordingSink:
 
     def send_speakers_changed(self, speakers: list[Speaker]) -> None:
         self.messages.append(("speakers", tuple(speakers)))
+
+    def send_room_update(self, room: RoomState) -> None:
+        self.messages.append(("room_update", (room,)))
 
     def of(self, kind: str) -> list[tuple[Any, ...]]:
         """The arguments of every message of one kind."""

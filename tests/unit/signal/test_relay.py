@@ -243,3 +243,24 @@ async def test_a_relayed_client_flooding_requests_ends_as_a_protocol_violation()
     assert served == list(range(MAX_PENDING_REQUESTS))
     with pytest.raises(ProtocolViolation, match=f"more than {MAX_PENDING_REQUESTS} requests"):
         await client.read()
+
+
+async def test_participant_and_room_updates_from_the_edge_reach_clients_on_the_host(nodes: tuple[Node, Node]) -> None:
+    edge, _ = nodes
+    alice, bob = Client(edge, "alice"), Client(edge, "bob")
+    await alice.joined()
+    await bob.joined()
+    admin = authenticate(auth.TokenVerifier({KEY: SECRET}), token("", room_join=False, room_admin=True))
+    update = room_service_pb2.UpdateParticipantRequest(room=ROOM, identity="alice", metadata="on stage", attributes={"k": "v"})
+    info = await edge.rooms.update_participant(admin, update)
+    assert (info.metadata, dict(info.attributes)) == ("on stage", {"k": "v"})
+    got = await edge.rooms.get_participant(admin, room_service_pb2.RoomParticipantIdentity(room=ROOM, identity="alice"))
+    assert got.metadata == "on stage"
+    room = await edge.rooms.update_room_metadata(admin, room_service_pb2.UpdateRoomMetadataRequest(room=ROOM, metadata="agenda"))
+    assert (room.metadata, room.node_id) == ("agenda", "host")
+    await bob.transport.until("room_update")
+    updates = [p for r in bob.transport.of("update") for p in r.update.participants if p.identity == "alice"]
+    assert updates[-1].metadata == "on stage" and bob.transport.of("room_update")[-1].room_update.room.metadata == "agenda"
+    with pytest.raises(RequestError) as unimplemented:
+        await edge.rooms.send_data(admin, room_service_pb2.SendDataRequest(room=ROOM, data=b"x"))
+    assert unimplemented.value.code == ErrorCode.UNIMPLEMENTED

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mediapod.protocol import room_service_pb2
+from mediapod.protocol import models_pb2, room_service_pb2
 from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.node import MediaNode
 from mediapod.rtc.participant import LeaveReason, Participant, Permission
@@ -115,3 +115,114 @@ async def test_mute_published_track_mutes_it_and_tells_its_publisher(node: Media
         admin.mute_published_track(ADMIN, room_service_pb2.MuteRoomTrackRequest(room="room", identity="alice", track_sid="TR_nope"))
     )
     assert unknown.code == ErrorCode.NOT_FOUND
+
+
+async def test_get_participant_describes_it_with_its_attributes(node: MediaNode) -> None:
+    admin = RoomAdmin(node)
+    alice, _ = join(node, "alice")
+    alice.attributes["role"] = "host"
+    info = await admin.get_participant(ADMIN, room_service_pb2.RoomParticipantIdentity(room="room", identity="alice"))
+    assert (info.identity, info.sid, dict(info.attributes)) == ("alice", alice.sid, {"role": "host"})
+    missing = await refused(admin.get_participant(ADMIN, room_service_pb2.RoomParticipantIdentity(room="room", identity="bob")))
+    assert missing.code == ErrorCode.NOT_FOUND
+
+
+async def test_update_participant_changes_what_is_set_and_tells_everyone_including_itself(node: MediaNode) -> None:
+    admin = RoomAdmin(node)
+    alice, alice_sink = join(node, "alice")
+    _, bob_sink = join(node, "bob")
+    alice.attributes.update(keep="1", drop="2")
+    request = room_service_pb2.UpdateParticipantRequest(
+        room="room", identity="alice", metadata="promoted", attributes={"drop": "", "new": "3"}
+    )
+    info = await admin.update_participant(ADMIN, request)
+    assert (info.metadata, info.name, dict(info.attributes)) == ("promoted", "alice", {"keep": "1", "new": "3"})
+    assert (alice.metadata, alice.name) == ("promoted", "alice")  # an empty name leaves the name as it was
+    assert bob_sink.updates_about("alice") and alice_sink.updates_about("alice")
+
+
+async def test_update_participant_over_a_limit_or_revealing_a_hidden_one_changes_nothing(node: MediaNode) -> None:
+    admin = RoomAdmin(node)
+    alice, _ = join(node, "alice")
+    _, bob_sink = join(node, "bob")
+    big = "x" * (node.config.limits.max_metadata_size + 1)
+    over = await refused(admin.update_participant(ADMIN, room_service_pb2.UpdateParticipantRequest(room="room", identity="alice", metadata=big, name="Al")))
+    assert over.code == ErrorCode.INVALID_ARGUMENT and "max_metadata_size" in over.message
+    reveal = room_service_pb2.UpdateParticipantRequest(
+        room="room", identity="alice", name="Al", permission=models_pb2.ParticipantPermission(hidden=True)
+    )
+    hidden = await refused(admin.update_participant(ADMIN, reveal))
+    assert hidden.code == ErrorCode.INVALID_ARGUMENT and "hidden" in hidden.message
+    assert (alice.name, alice.metadata, bob_sink.updates_about("alice")) == ("alice", "", [])
+
+
+async def test_revoking_can_publish_unpublishes_and_revoking_can_subscribe_unsubscribes(node: MediaNode) -> None:
+    admin = RoomAdmin(node)
+    alice, alice_sink = join(node, "alice")
+    bob, _ = join(node, "bob")
+    for participant in (alice, bob):
+        node.rooms["room"].activate(participant)
+    alice.announce_track(MICROPHONE)
+    await alice.handle_offer("offer", CHROME_OFFER)
+    (sid,) = alice.tracks
+    assert bob.subscriber.subscribed_track_sids() == [sid]
+    no_publish = models_pb2.ParticipantPermission(can_subscribe=True, can_publish=False, can_publish_data=True)
+    info = await admin.update_participant(ADMIN, room_service_pb2.UpdateParticipantRequest(room="room", identity="alice", permission=no_publish))
+    assert not info.permission.can_publish and not alice.tracks and alice_sink.of("track_unpublished") == [(sid,)]
+    assert bob.subscriber.subscribed_track_sids() == []
+
+
+async def test_update_subscriptions_subscribes_and_unsubscribes_a_participant(node: MediaNode) -> None:
+    admin = RoomAdmin(node)
+    alice, _ = join(node, "alice")
+    bob, _ = join(node, "bob")
+    for participant in (alice, bob):
+        node.rooms["room"].activate(participant)
+    alice.announce_track(MICROPHONE)
+    await alice.handle_offer("offer", CHROME_OFFER)
+    (sid,) = alice.tracks
+    request = room_service_pb2.UpdateSubscriptionsRequest(room="room", identity="bob", track_sids=[sid], subscribe=False)
+    await admin.update_subscriptions(ADMIN, request)
+    assert bob.subscriber.subscribed_track_sids() == []
+    request.subscribe = True
+    await admin.update_subscriptions(ADMIN, request)
+    assert bob.subscriber.subscribed_track_sids() == [sid]
+    request.track_sids[:] = ["TR_nope"]
+    assert (await refused(admin.update_subscriptions(ADMIN, request))).code == ErrorCode.NOT_FOUND
+
+
+async def test_update_room_metadata_sends_everyone_a_room_update(node: MediaNode) -> None:
+    admin = RoomAdmin(node)
+    _, alice = join(node, "alice")
+    _, bob = join(node, "bob")
+    info = await admin.update_room_metadata(ADMIN, room_service_pb2.UpdateRoomMetadataRequest(room="room", metadata="agenda"))
+    assert (info.metadata, info.num_participants, node.rooms["room"].settings.metadata) == ("agenda", 2, "agenda")
+    for sink in (alice, bob):
+        ((state,),) = sink.of("room_update")
+        assert (state.name, state.metadata, state.num_participants) == ("room", "agenda", 2)
+    big = room_service_pb2.UpdateRoomMetadataRequest(room="room", metadata="x" * (node.config.limits.max_metadata_size + 1))
+    assert (await refused(admin.update_room_metadata(ADMIN, big))).code == ErrorCode.INVALID_ARGUMENT
+
+
+async def test_send_data_says_plainly_that_server_data_packets_are_not_delivered_yet(node: MediaNode) -> None:
+    admin = RoomAdmin(node)
+    join(node, "alice")
+    refusal = await refused(admin.send_data(ADMIN, room_service_pb2.SendDataRequest(room="room", data=b"hi")))
+    assert refusal.code == ErrorCode.UNIMPLEMENTED and "data channels" in refusal.message
+
+
+@pytest.mark.parametrize(
+    "call",
+    ["get_participant", "update_participant", "update_subscriptions", "send_data", "update_room_metadata"],
+)
+async def test_the_new_calls_need_an_admin_grant_for_that_room(node: MediaNode, call: str) -> None:
+    join(node, "alice")
+    request = {
+        "get_participant": room_service_pb2.RoomParticipantIdentity(room="room", identity="alice"),
+        "update_participant": room_service_pb2.UpdateParticipantRequest(room="room", identity="alice", metadata="m"),
+        "update_subscriptions": room_service_pb2.UpdateSubscriptionsRequest(room="room", identity="alice"),
+        "send_data": room_service_pb2.SendDataRequest(room="room", data=b"x"),
+        "update_room_metadata": room_service_pb2.UpdateRoomMetadataRequest(room="room", metadata="m"),
+    }[call]
+    denied = await refused(getattr(RoomAdmin(node), call)(caller(room="elsewhere", room_admin=True), request))
+    assert denied.code == ErrorCode.PERMISSION_DENIED and "not 'room'" in denied.message
