@@ -494,6 +494,7 @@ class Session:
             if transceiver is None or media.get("type") not in ("audio", "video"):
                 continue
             stream_id, _, track_sid = str(media.get("msid", "")).partition(" ")
+            participant_sid = stream_id.partition("|")[0]  # the stream id is "<participant sid>|<track sid>"
             sending = media.get("direction", "sendrecv") in ("sendonly", "sendrecv") and media.get("port") != 0
             for sid in [s for s, t in self.remote_tracks.items() if t.receiver is transceiver.receiver]:
                 if not sending or sid != track_sid:
@@ -503,7 +504,7 @@ class Session:
                 self.remote_tracks[track_sid] = RemoteTrack(
                     sid=track_sid,
                     kind=media["type"],
-                    participant_sid=stream_id,
+                    participant_sid=participant_sid,
                     track=track,
                     receiver=transceiver.receiver,
                 )

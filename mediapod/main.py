@@ -22,8 +22,10 @@ from mediapod.routing.local import LocalRouter
 from mediapod.rtc.node import MediaNode
 from mediapod.signal.gateway import SignalGateway
 from mediapod.signal.grpc_service import RoomServicer, SignalServicer, add_signal_service
+from mediapod.signal.livekit.routes import LiveKitSignaling
+from mediapod.signal.livekit.translate import ServerSettings
 from mediapod.signal.room_admin import RoomAdmin
-from mediapod.signal.session import SessionHost
+from mediapod.signal.session import SERVER_VERSION, SessionHost
 
 log = logging.getLogger("mediapod")
 
@@ -65,6 +67,8 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
         raise
 
     http = HttpServer(config.http_host, config.http_port)
+    livekit = LiveKitSignaling(gateway, verifier, node.context.counters, ServerSettings(SERVER_VERSION, region=config.region))
+    http.add_routes(livekit.routes())
     http_port = await http.start()
 
     server = grpc.aio.server()

@@ -279,7 +279,19 @@ class Participant:
         for plan in plans:
             codec = select_codec(plan.media) if plan.accept else None
             rtx = select_rtx(plan.media, codec) if codec is not None and ("nack", "") in codec.feedback else None
-            answers.append(AnswerMedia(offer=plan.media, codec=codec, rtx=rtx))
+            data_channels = plan.accept and plan.media.kind == "application"
+            idle = None
+            if not plan.accept and not plan.media.rejected and plan.media.kind in ("audio", "video"):
+                # An m-line without a track stays in the bundle, inactive: rejecting
+                # the one the client tagged would move its whole transport to a new
+                # DTLS association (RFC 8843 section 7.3.3). LiveKit's SDKs offer
+                # recvonly m-lines on the publisher connection, the tagged one first.
+                idle = select_codec(plan.media)
+            answers.append(
+                AnswerMedia(
+                    offer=plan.media, codec=codec or idle, rtx=rtx, data_channels=data_channels, inactive=idle is not None
+                )
+            )
             if plan.announcement is not None and codec is not None:
                 cid, sid, ann = plan.announcement
                 del self._announced[cid]
@@ -302,6 +314,11 @@ class Participant:
         for media in media_list:
             plan = _PublishPlan(media=media)
             plans.append(plan)
+            if media.kind == "application":
+                # Data channels ride the bundle's transport; accepting the
+                # m-line is what lets an offer of nothing else connect.
+                plan.accept = not media.rejected and "SCTP" in media.protocol.upper()
+                continue
             sending = not media.rejected and media.kind in ("audio", "video") and media.direction in ("sendrecv", "sendonly")
             if not sending:
                 continue

@@ -59,7 +59,7 @@ class PublisherConnection:
 
     def answer(self, offer: SessionDescription, answers: list[AnswerMedia]) -> str:
         """Apply an offer whose m-lines were already matched to tracks; return our answer."""
-        first = next((a.offer for a in answers if a.codec is not None), None)
+        first = next((a.offer for a in answers if a.accepted), None)
         if first is not None:
             self.transport.set_remote_parameters(first.ice_ufrag, first.fingerprints)
         return write_answer(offer, answers, self._context.local_parameters(self.transport.ice))

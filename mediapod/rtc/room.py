@@ -144,13 +144,19 @@ class Room:
         return self.participants.get(participant.identity) is participant
 
     def on_track_published(self, publisher: Participant, track: PublishedTrack) -> None:
+        """Tell everyone about the track, then subscribe those who auto-subscribe.
+
+        The update goes first: LiveKit's SDKs match a track arriving in a
+        subscriber offer to a publication they already know of, and drop it
+        otherwise.
+        """
         if not self.is_member(publisher):
             return
+        self.broadcast_update(publisher)
         for participant in self.participants.values():
             if participant is not publisher and participant.auto_subscribe and participant.permission.can_subscribe:
                 if participant.state.value in ("joined", "active"):
                     participant.subscriber.subscribe(track)
-        self.broadcast_update(publisher)
 
     def on_track_unpublished(self, publisher: Participant, track: PublishedTrack) -> None:
         if not self.is_member(publisher):

@@ -27,6 +27,11 @@ AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 SUPPORTED_CODECS: frozenset[str] = frozenset({"audio/opus", "video/vp8", "video/h264"})
 # Header extensions a publisher may send us; anything else is not negotiated.
 ACCEPTED_EXTENSIONS: frozenset[str] = frozenset({MID_URI, RID_URI, REPAIRED_RID_URI, AUDIO_LEVEL_URI})
+# Our SCTP endpoint's port and the largest message we take on a data channel
+# (RFC 8841 a=sctp-port, a=max-message-size), said in every answer that
+# accepts an application m-line.
+SCTP_PORT = 5000
+MAX_MESSAGE_SIZE = 262144
 # RTCP feedback we act on (relay PLI/FIR, answer NACK later, REMB).
 ACCEPTED_FEEDBACK: frozenset[tuple[str, str]] = frozenset(
     {("nack", ""), ("nack", "pli"), ("ccm", "fir"), ("goog-remb", "")}
@@ -81,6 +86,7 @@ class MediaDescription:
     ice_pwd: str
     fingerprints: list[tuple[str, str]]
     setup: str
+    sctp_port: int = 0  # a=sctp-port of an application m-line (data channels); 0 if none
 
     @property
     def rejected(self) -> bool:
@@ -242,6 +248,9 @@ def _parse_media(
         if parts:
             msid = (parts[0], parts[1] if len(parts) > 1 else "")
     rids = [str(r.get("id")) for r in m.get("rids") or [] if r.get("direction") == "send"]
+    sctp_port = m.get("sctpPort")
+    if kind == "application" and sctp_port is not None and (not isinstance(sctp_port, int) or not 0 < sctp_port < 65536):
+        raise SdpError(f"{where}: bad a=sctp-port {sctp_port!r}")
     return MediaDescription(
         kind=kind,
         mid=str(mid),
@@ -258,6 +267,7 @@ def _parse_media(
         ice_pwd=pwd,
         fingerprints=fingerprints,
         setup=str(setup),
+        sctp_port=sctp_port if isinstance(sctp_port, int) else 0,
     )
 
 
@@ -305,11 +315,17 @@ class LocalParameters:
 
 @dataclass(slots=True)
 class AnswerMedia:
-    """Our answer to one offered m-line: the codec we accept, or rejection."""
+    """Our answer to one offered m-line: the codec we accept, the data channels, or rejection."""
 
     offer: MediaDescription
-    codec: Codec | None  # None rejects the m-line (port 0)
+    codec: Codec | None  # None rejects an audio/video m-line (port 0)
     rtx: Codec | None = None  # the offered RTX for codec, when the publisher can retransmit
+    data_channels: bool = False  # accept an application m-line (SCTP over the bundle's DTLS)
+    inactive: bool = False  # keep an m-line that carries no track in the bundle, receiving nothing
+
+    @property
+    def accepted(self) -> bool:
+        return self.codec is not None or self.data_channels
 
 
 @dataclass(slots=True)
@@ -362,19 +378,28 @@ def rtx_codec(payload_type: int, primary: Codec) -> Codec:
 
 
 def write_answer(offer: SessionDescription, answers: Iterable[AnswerMedia], local: LocalParameters) -> str:
-    """Our answer to a publisher offer: recvonly for accepted m-lines, port 0 otherwise."""
+    """Our answer to a publisher offer: recvonly for accepted m-lines, port 0 otherwise.
+
+    An accepted application m-line shares the bundle's transport: LiveKit's
+    clients open their data channels in an offer that carries nothing else,
+    and a PeerConnection whose every m-line is rejected never connects.
+    """
     media = []
     for answer in answers:
         off = answer.offer
+        if off.kind == "application" and answer.data_channels:
+            media.append(_data_channel_media(off.mid, local))
+            continue
         if answer.codec is None or off.kind == "application":
             media.append(_rejected(off))
             continue
         entry = _media_base(off.kind, off.mid, answer.codec, local, answer.rtx)
-        entry["direction"] = "recvonly" if off.direction in ("sendrecv", "sendonly") else "inactive"
+        receiving = not answer.inactive and off.direction in ("sendrecv", "sendonly")
+        entry["direction"] = "recvonly" if receiving else "inactive"
         entry["ext"] = [
             {"value": ext_id, "uri": uri} for ext_id, uri in sorted(off.extensions.items()) if uri in ACCEPTED_EXTENSIONS
         ]
-        if off.rids:
+        if off.rids and receiving:
             entry["rids"] = [{"id": rid, "direction": "recv"} for rid in off.rids]
             entry["simulcast"] = {"dir1": "recv", "list1": ";".join(off.rids)}
         media.append(entry)
@@ -412,6 +437,43 @@ def write_offer(slots: Iterable[OfferMedia], local: LocalParameters, session_ver
     return _write_session(media, [m["mid"] for m in media], session_version)
 
 
+def _data_channel_media(mid: str, local: LocalParameters) -> dict[str, Any]:
+    """An application m-line for SCTP over DTLS (RFC 8841), on the bundle's single transport."""
+    return {
+        "type": "application",
+        "port": 9,
+        "protocol": "UDP/DTLS/SCTP",
+        "payloads": "webrtc-datachannel",
+        "connection": {"version": 4, "ip": "0.0.0.0"},
+        "mid": mid,
+        "sctpPort": SCTP_PORT,
+        "maxMessageSize": MAX_MESSAGE_SIZE,
+        **_transport_attributes(local),
+    }
+
+
+def _transport_attributes(local: LocalParameters) -> dict[str, Any]:
+    """ICE, DTLS and candidate attributes: the same in every m-line, since all share one transport."""
+    return {
+        "iceUfrag": local.ice_ufrag,
+        "icePwd": local.ice_pwd,
+        "fingerprint": {"type": "sha-256", "hash": local.fingerprint},
+        "setup": "passive",
+        "candidates": [
+            {
+                "foundation": "1",
+                "component": 1,
+                "protocol": "udp",
+                "priority": 2130706431,
+                "ip": local.candidate_ip,
+                "port": local.candidate_port,
+                "type": "host",
+            }
+        ],
+        "endOfCandidates": "end-of-candidates",
+    }
+
+
 def _media_base(kind: str, mid: str, codec: Codec, local: LocalParameters, rtx: Codec | None = None) -> dict[str, Any]:
     codecs = [codec, rtx] if rtx is not None else [codec]
     rtp = []
@@ -434,22 +496,7 @@ def _media_base(kind: str, mid: str, codec: Codec, local: LocalParameters, rtx: 
             {"payload": codec.payload_type, "type": fb_type, **({"subtype": sub} if sub else {})}
             for fb_type, sub in codec.feedback
         ],
-        "iceUfrag": local.ice_ufrag,
-        "icePwd": local.ice_pwd,
-        "fingerprint": {"type": "sha-256", "hash": local.fingerprint},
-        "setup": "passive",
-        "candidates": [
-            {
-                "foundation": "1",
-                "component": 1,
-                "protocol": "udp",
-                "priority": 2130706431,
-                "ip": local.candidate_ip,
-                "port": local.candidate_port,
-                "type": "host",
-            }
-        ],
-        "endOfCandidates": "end-of-candidates",
+        **_transport_attributes(local),
     }
     return entry
 

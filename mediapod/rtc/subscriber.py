@@ -238,7 +238,8 @@ class SubscriberConnection:
                     codec=slot.codec,
                     ssrc=slot.downtrack.ssrc if slot.downtrack else 0,
                     cname=self._cname,
-                    stream_id=track.publisher_sid if track else "",
+                    # LiveKit's convention, which its SDKs parse: "<participant sid>|<track sid>".
+                    stream_id=f"{track.publisher_sid}|{track.sid}" if track else "",
                     track_id=track.sid if track else "",
                     active=track is not None,
                     rtx=slot.rtx,

@@ -48,14 +48,14 @@ def camera_packet(ssrc: int, seq: int, rid: bytes, *, repaired: bool = False, pa
     return rtp(ssrc, seq, payload_type=97 if repaired else 96, payload=payload, extensions={MID_ID: b"1", extension: rid})
 
 
-async def test_answer_receives_announced_m_lines_and_rejects_the_rest(pod: Pod, room: Room) -> None:
+async def test_answer_receives_announced_m_lines_and_data_channels_and_rejects_the_rest(pod: Pod, room: Room) -> None:
     alice = join(pod, room, "alice")
     answer = sdp_transform.parse(await publish_chrome_offer(alice))
 
-    accepted = {str(m["mid"]): m["direction"] for m in answer["media"] if m["port"] != 0}
+    accepted = {str(m["mid"]): m.get("direction", m["payloads"]) for m in answer["media"] if m["port"] != 0}
     rejected = {str(m["mid"]) for m in answer["media"] if m["port"] == 0}
-    assert accepted == {"0": "recvonly", "1": "recvonly", "2": "recvonly"}
-    assert rejected == {"3", "4"}, "the data channel and the unannounced G.711 m-line must be rejected"
+    assert accepted == {"0": "recvonly", "1": "recvonly", "2": "recvonly", "3": "webrtc-datachannel"}
+    assert rejected == {"4"}, "the unannounced G.711 m-line must be rejected"
     assert {t.mid: t.announcement.cid for t in alice.participant.tracks.values()} == {
         "0": "microphone",
         "1": "camera",

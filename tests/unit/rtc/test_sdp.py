@@ -619,3 +619,19 @@ async def test_parse_off_loop_parses_in_the_sdp_worker_thread(monkeypatch: pytes
 async def test_parse_off_loop_raises_the_parse_error() -> None:
     with pytest.raises(SdpError):
         await parse_off_loop("offer", "v=0\r\nm=audio 9 RTP/AVP 0\r\n")
+
+
+def test_answer_accepts_data_channels_on_the_bundle_transport_when_asked() -> None:
+    """LiveKit's SDKs offer their data channels alone at join; a rejected-only answer would never connect."""
+    offer = parse("offer", CHROME_OFFER)
+    answers = [AnswerMedia(m, select_codec(m) if m.kind != "application" else None, data_channels=m.kind == "application") for m in offer.media]
+    text = write_answer(offer, answers, LOCAL)
+    session = sdp_transform.parse(text)
+
+    (application,) = [m for m in session["media"] if m["type"] == "application"]
+    assert (application["port"], application["protocol"], application["payloads"]) == (9, "UDP/DTLS/SCTP", "webrtc-datachannel")
+    assert (application["sctpPort"], application["maxMessageSize"]) == (5000, 262144)
+    assert (application["setup"], application["iceUfrag"]) == ("passive", LOCAL.ice_ufrag)
+    assert application["fingerprint"] == {"type": "sha-256", "hash": LOCAL.fingerprint}
+    assert str(application["mid"]) in parse("answer", text).bundle_mids
+    assert offer.media[3].sctp_port == 5000

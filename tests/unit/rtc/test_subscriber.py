@@ -98,7 +98,7 @@ async def test_subscribing_sends_one_offer_with_a_sendonly_m_line(viewer: Subscr
 
     assert len(viewer.offers) == 1
     (media,) = viewer.offered()
-    assert (media["type"], media["direction"], media["msid"]) == ("audio", "sendonly", "PA_publisher TR_a")
+    assert (media["type"], media["direction"], media["msid"]) == ("audio", "sendonly", "PA_publisher|TR_a TR_a")
     assert [(r["codec"], r["payload"]) for r in media["rtp"]] == [("opus", 111)]
 
 

@@ -1,0 +1,110 @@
+"""LiveKit's own Python SDK (`livekit`, tokens from `livekit-api`) as a test peer: it publishes a tone and a pattern, and judges what it receives.
+
+The oracle is the SDK's decoded frames: rtc.AudioStream yields silent
+frames when nothing arrives, so audio counts only frames that carry the
+tone's energy; video counts frames the SDK decoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from livekit import api, rtc
+
+from mediapod.config import DEV_API_KEY, DEV_API_SECRET
+
+SAMPLE_RATE = 48000
+FRAME_SAMPLES = 480  # 10 ms
+TONE_HZ = 440
+TONE_PEAK = 8000     # int16 amplitude: RMS about 5700
+# An RMS above this is the tone, not silence or comfort noise.
+TONE_RMS_THRESHOLD = 1000.0
+VIDEO_SIZE = (320, 240)
+
+
+def sdk_token(room: str, identity: str, **grants: object) -> str:
+    """A token from livekit-api (LiveKit's own signer), for the pod's dev key."""
+    video = api.VideoGrants(room_join=True, room=room, **grants)  # type: ignore[arg-type]
+    return api.AccessToken(DEV_API_KEY, DEV_API_SECRET).with_identity(identity).with_grants(video).to_jwt()
+
+
+def ws_url(http_url: str) -> str:
+    return "ws" + http_url.removeprefix("http")
+
+
+@dataclass
+class Reception:
+    """What one client decoded from the others, by kind."""
+
+    audio_frames: int = 0
+    tone_frames: int = 0  # audio frames that carry the tone
+    video_frames: int = 0
+    subscribed: list[tuple[str, str]] = field(default_factory=list)  # (participant identity, kind)
+    connected: list[str] = field(default_factory=list)  # identities seen in participant_connected
+
+
+class SdkClient:
+    """One rtc.Room that records what it sees and decodes."""
+
+    def __init__(self) -> None:
+        self.room = rtc.Room()
+        self.reception = Reception()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.room.on("participant_connected", lambda p: self.reception.connected.append(p.identity))
+        self.room.on("track_subscribed", self._on_track)
+
+    async def connect(self, http_url: str, token: str) -> None:
+        await asyncio.wait_for(self.room.connect(ws_url(http_url), token), 20)
+
+    def _on_track(self, track: rtc.Track, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
+        kind = "audio" if track.kind == rtc.TrackKind.KIND_AUDIO else "video"
+        self.reception.subscribed.append((participant.identity, kind))
+        reader = self._read_audio(track) if kind == "audio" else self._read_video(track)
+        self._tasks.append(asyncio.get_running_loop().create_task(reader))
+
+    async def _read_audio(self, track: rtc.Track) -> None:
+        async for event in rtc.AudioStream(track):
+            self.reception.audio_frames += 1
+            samples = np.frombuffer(event.frame.data, dtype=np.int16).astype(np.float64)
+            if samples.size and math.sqrt(float(np.mean(samples**2))) > TONE_RMS_THRESHOLD:
+                self.reception.tone_frames += 1
+
+    async def _read_video(self, track: rtc.Track) -> None:
+        async for _ in rtc.VideoStream(track):
+            self.reception.video_frames += 1
+
+    async def publish(self, *, video: bool) -> None:
+        """Publish a sine (and a moving test pattern) and keep feeding them until close."""
+        audio = rtc.AudioSource(SAMPLE_RATE, 1)
+        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        await self.room.local_participant.publish_track(rtc.LocalAudioTrack.create_audio_track("tone", audio), options)
+        source = None
+        if video:
+            source = rtc.VideoSource(*VIDEO_SIZE)
+            options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA)
+            await self.room.local_participant.publish_track(rtc.LocalVideoTrack.create_video_track("pattern", source), options)
+        self._tasks.append(asyncio.get_running_loop().create_task(_feed(audio, source)))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await self.room.disconnect()
+
+
+async def _feed(audio: rtc.AudioSource, video: rtc.VideoSource | None) -> None:
+    """10 ms of tone at a time, and a frame of a moving gradient every 40 ms (25 fps)."""
+    width, height = VIDEO_SIZE
+    ramp = np.add.outer(np.arange(height), np.arange(width)).astype(np.uint8)
+    n = 0
+    while True:
+        t = (np.arange(FRAME_SAMPLES) + n * FRAME_SAMPLES) / SAMPLE_RATE
+        tone = (TONE_PEAK * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.int16)
+        await audio.capture_frame(rtc.AudioFrame(tone.tobytes(), SAMPLE_RATE, 1, FRAME_SAMPLES))
+        if video is not None and n % 4 == 0:
+            shade = (ramp + n) % 256
+            rgba = np.dstack([shade, 255 - shade, np.full_like(shade, n % 256), np.full_like(shade, 255)])
+            video.capture_frame(rtc.VideoFrame(width, height, rtc.VideoBufferType.RGBA, rgba.astype(np.uint8).tobytes()))
+        n += 1
