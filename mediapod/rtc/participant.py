@@ -17,6 +17,7 @@ from typing import Protocol
 from mediapod.config import LimitsConfig
 from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.context import MediaContext, new_sid
+from mediapod.rtc.data import LOSSY_LABEL, DataCodec, DataKind, DataMessage, DataRateLimit
 from mediapod.rtc.limits import check_announcement, check_participant, check_sdp
 from mediapod.rtc.publisher import PublisherConnection
 from mediapod.rtc.room_state import RoomState
@@ -116,6 +117,10 @@ class RoomView(Protocol):
         """End the participant's membership (its transport failed, or it misbehaved)."""
         ...
 
+    def on_data(self, sender: Participant, message: DataMessage) -> None:
+        """The participant sent a data packet (already screened and decoded): deliver it."""
+        ...
+
 
 @dataclass(slots=True)
 class _PublishPlan:
@@ -158,6 +163,7 @@ class Participant:
         sink: SignalSink,
         limits: LimitsConfig,
         attributes: Mapping[str, str],
+        data_codec: DataCodec | None = None,
     ) -> None:
         self.sid = new_sid("PA_")
         self.identity = identity
@@ -174,9 +180,14 @@ class Participant:
         self.tracks: dict[str, PublishedTrack] = {}
         self._announced: dict[str, tuple[str, TrackAnnouncement]] = {}  # cid -> (sid, announcement)
         self._ssrc_guard = UnknownSsrcGuard(context.unknown_ssrc_limits, self._on_media_abuse)
-        self.publisher = PublisherConnection(context, self._on_publisher_state, self._ssrc_guard.observe)
+        # Data channels exist only for front ends that frame data packets (data_codec).
+        self._counters = context.counters
+        self._data_codec = data_codec
+        self._data_limit = DataRateLimit()
+        on_data = self._on_data if data_codec is not None else None
+        self.publisher = PublisherConnection(context, self._on_publisher_state, self._ssrc_guard.observe, on_data)
         self.subscriber = SubscriberConnection(
-            context, self.sid, sink.send_offer, self._on_subscriber_state, self._ssrc_guard.observe
+            context, self.sid, sink.send_offer, self._on_subscriber_state, self._ssrc_guard.observe, on_data
         )
         self._rtcp_task: asyncio.Task[None] | None = None
 
@@ -188,6 +199,8 @@ class Participant:
             return  # replaced or removed while its join response was on the way
         self.state = ParticipantState.JOINED
         self._rtcp_task = asyncio.get_running_loop().create_task(self._rtcp_loop())
+        if self._data_codec is not None:
+            self.subscriber.offer_data_channels()
         if self.auto_subscribe and self.permission.can_subscribe:
             for track in published:
                 self.subscriber.subscribe(track)
@@ -494,6 +507,45 @@ class Participant:
         temporal = MAX_TEMPORAL_LAYER if max_temporal is None else max_temporal
         for sid, layer in changes:
             self.subscriber.set_layer(sid, layer, temporal)
+
+    # -- data packets -----------------------------------------------------------
+
+    def deliver_data(self, message: DataMessage) -> bool:
+        """Send a data packet from someone else on the pod's channel of its kind; False (counted) if dropped.
+
+        A frame in this participant's own framing goes as it came; any other
+        is re-encoded from the message.
+        """
+        codec = self._data_codec
+        if codec is None or self.state == ParticipantState.DISCONNECTED:
+            self._counters.data_drops["channel_not_open"] += 1
+            return False
+        frame = message.frame if message.frame_format == codec.format else codec.encode(message)
+        if not self.subscriber.transport.send_data(message.kind.label, frame):
+            return False
+        self._counters.data_packets_forwarded += 1
+        self._counters.data_bytes_forwarded += len(frame)
+        return True
+
+    def _on_data(self, label: str, frame: bytes) -> None:
+        """A message on one of its data channels (either PeerConnection): screen, decode, hand to the room."""
+        counters = self._counters
+        counters.data_packets_received += 1
+        assert self._data_codec is not None  # no data handler is registered without a codec
+        if self.state == ParticipantState.DISCONNECTED:
+            return
+        if not self.permission.can_publish_data:
+            counters.data_drops["not_permitted"] += 1
+            return
+        if not self._data_limit.allow(len(frame), time.monotonic()):
+            counters.data_drops["rate_limited"] += 1
+            return
+        kind = DataKind.LOSSY if label == LOSSY_LABEL else DataKind.RELIABLE
+        message = self._data_codec.decode(frame, kind, self.identity, self.sid)
+        if message is None:
+            counters.data_drops["malformed_packet"] += 1
+            return
+        self._room.on_data(self, message)
 
     # -- events -------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from mediapod.rtp.rtx import unwrap_rtx
 from mediapod.sfu.nack import NackScheduler
 from mediapod.sfu.receiver import TrackReceiver
 from mediapod.transport.peer import TransportState
+from mediapod.transport.sctp import DEFAULT_SCTP_PORT
 
 _SSRC = struct.Struct("!I")
 
@@ -40,11 +41,12 @@ class PublisherConnection:
         context: MediaContext,
         on_state: Callable[[TransportState], None],
         on_unknown_ssrc: Callable[[int, float], None],
+        on_data: Callable[[str, bytes], None] | None = None,
     ) -> None:
         self._context = context
         self._counters = context.counters
         self._on_unknown_ssrc = on_unknown_ssrc
-        self.transport = context.new_transport(self._on_rtp, self._on_rtcp, on_state)
+        self.transport = context.new_transport(self._on_rtp, self._on_rtcp, on_state, on_data)
         self.rtcp_ssrc = secrets.randbits(32) or 1
         self._by_ssrc: dict[int, TrackReceiver] = {}
         self._by_mid: dict[tuple[str, str], TrackReceiver] = {}  # (mid, rid) -> receiver
@@ -62,6 +64,9 @@ class PublisherConnection:
         first = next((a.offer for a in answers if a.accepted), None)
         if first is not None:
             self.transport.set_remote_parameters(first.ice_ufrag, first.fingerprints)
+        data = next((a.offer for a in answers if a.data_channels), None)
+        if data is not None:
+            self.transport.accept_data_channels(data.sctp_port or DEFAULT_SCTP_PORT)
         return write_answer(offer, answers, self._context.local_parameters(self.transport.ice))
 
     def add_receiver(

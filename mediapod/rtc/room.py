@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from mediapod.config import LimitsConfig
 from mediapod.rtc.errors import ErrorCode, RequestError
+from mediapod.rtc.data import DataCodec, DataMessage, recipients
 from mediapod.rtc.limits import check_participant
 from mediapod.rtc.participant import LeaveReason, Participant, Permission, SignalSink
 from mediapod.rtc.room_state import RoomState
@@ -78,6 +79,7 @@ class Room:
         auto_subscribe: bool,
         sink: SignalSink,
         attributes: Mapping[str, str] | None = None,
+        data_codec: DataCodec | None = None,
     ) -> Participant:
         """Add a participant; the caller sends its join response, then calls ``activate``.
 
@@ -95,7 +97,7 @@ class Room:
         if limit and len(self.participants) >= limit:
             raise RequestError(ErrorCode.RESOURCE_EXHAUSTED, f"room {self.name!r} is full ({limit} participants)")
         participant = Participant(
-            self, self._context, identity, name, metadata, permission, auto_subscribe, sink, self.limits, attributes
+            self, self._context, identity, name, metadata, permission, auto_subscribe, sink, self.limits, attributes, data_codec
         )
         self.participants[identity] = participant
         self._ever_joined = True
@@ -167,6 +169,19 @@ class Room:
     def _unsubscribe_all(self, track: PublishedTrack) -> None:
         for participant in self.participants.values():
             participant.subscriber.unsubscribe(track.sid)
+
+    # -- data packets ----------------------------------------------------------
+
+    def on_data(self, sender: Participant, message: DataMessage) -> None:
+        if self.is_member(sender):
+            self.send_data(message)
+
+    def send_data(self, message: DataMessage) -> int:
+        """Deliver a data packet to everyone but its sender, or only to its destination identities; returns how many took it.
+
+        The server API sends with no sender sid, so nobody is skipped as the sender.
+        """
+        return sum(1 for participant in recipients(message, list(self.participants.values())) if participant.deliver_data(message))
 
     # -- updates ---------------------------------------------------------------
 

@@ -32,6 +32,8 @@ ACCEPTED_EXTENSIONS: frozenset[str] = frozenset({MID_URI, RID_URI, REPAIRED_RID_
 # accepts an application m-line.
 SCTP_PORT = 5000
 MAX_MESSAGE_SIZE = 262144
+# The mid of the application m-line in our subscriber offers (track slots have numeric mids).
+DATA_MID = "data"
 # RTCP feedback we act on (relay PLI/FIR, answer NACK later, REMB).
 ACCEPTED_FEEDBACK: frozenset[tuple[str, str]] = frozenset(
     {("nack", ""), ("nack", "pli"), ("ccm", "fir"), ("goog-remb", "")}
@@ -407,13 +409,19 @@ def write_answer(offer: SessionDescription, answers: Iterable[AnswerMedia], loca
     return _write_session(media, accepted, 1)
 
 
-def write_offer(slots: Iterable[OfferMedia], local: LocalParameters, session_version: int) -> str:
+def write_offer(
+    slots: Iterable[OfferMedia], local: LocalParameters, session_version: int, data_at: int | None = None
+) -> str:
     """Our offer on a subscriber PeerConnection: one sendonly m-line per forwarded track.
 
+    With data_at, the application m-line of the pod's data channels (mid
+    DATA_MID) sits at that index: m-lines never move once offered.
     session_version must grow with every offer (RFC 3264 section 8).
     """
     media = []
     for slot in slots:
+        if len(media) == data_at:
+            media.append(_data_channel_media(DATA_MID, local) | {"setup": "actpass"})
         entry = _media_base(slot.kind, slot.mid, slot.codec, local, slot.rtx if slot.active else None)
         entry["setup"] = "actpass"
         entry["ext"] = [{"value": 1, "uri": MID_URI}]
@@ -434,6 +442,8 @@ def write_offer(slots: Iterable[OfferMedia], local: LocalParameters, session_ver
         else:
             entry["direction"] = "inactive"
         media.append(entry)
+    if len(media) == data_at:
+        media.append(_data_channel_media(DATA_MID, local) | {"setup": "actpass"})
     return _write_session(media, [m["mid"] for m in media], session_version)
 
 

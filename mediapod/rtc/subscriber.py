@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.context import MediaContext
-from mediapod.rtc.sdp import Codec, OfferMedia, SessionDescription, rtx_codec, write_offer
+from mediapod.rtc.data import SERVER_CHANNELS
+from mediapod.rtc.sdp import DATA_MID, Codec, OfferMedia, SessionDescription, rtx_codec, write_offer
 from mediapod.rtc.track import PublishedTrack
 from mediapod.rtp.rtcp import (
     FullIntraRequest,
@@ -33,6 +34,7 @@ from mediapod.rtp.rtcp import (
 from mediapod.sfu.blank import blank_frames_for
 from mediapod.sfu.downtrack import DownTrack
 from mediapod.transport.peer import TransportState
+from mediapod.transport.sctp import DEFAULT_SCTP_PORT
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ class SubscriberConnection:
         send_offer: Callable[[str], None],
         on_state: Callable[[TransportState], None],
         on_unknown_ssrc: Callable[[int, float], None],
+        on_data: Callable[[str, bytes], None] | None = None,
     ) -> None:
         self._context = context
         self._counters = context.counters
@@ -72,7 +75,11 @@ class SubscriberConnection:
         self._send_offer = send_offer
         self._on_state = on_state
         self._on_unknown_ssrc = on_unknown_ssrc
-        self.transport = context.new_transport(self._on_rtp, self._on_rtcp, self._on_transport_state)
+        self.transport = context.new_transport(
+            self._on_rtp, self._on_rtcp, self._on_transport_state, on_data, SERVER_CHANNELS if on_data is not None else ()
+        )
+        # Where the application m-line sits among the slots, once data channels are offered.
+        self._data_at: int | None = None
         self._slots: list[Slot] = []
         self._by_track: dict[str, Slot] = {}
         self._by_ssrc: dict[int, Slot] = {}
@@ -87,6 +94,12 @@ class SubscriberConnection:
 
     def subscribed_track_sids(self) -> list[str]:
         return list(self._by_track)
+
+    def offer_data_channels(self) -> None:
+        """Offer the pod's data channels (an application m-line after the current slots), as a LiveKit server does at join."""
+        if self._data_at is None:
+            self._data_at = len(self._slots)
+            self._negotiate()
 
     def subscribe(self, track: PublishedTrack) -> None:
         if track.sid in self._by_track:
@@ -157,6 +170,9 @@ class SubscriberConnection:
         if first is None:
             raise RequestError(ErrorCode.INVALID_ARGUMENT, "the subscriber answer rejects every m-line")
         self.transport.set_remote_parameters(first.ice_ufrag, first.fingerprints)
+        data = answer.media_by_mid(DATA_MID) if self._data_at is not None else None
+        if data is not None and not data.rejected:
+            self.transport.accept_data_channels(data.sctp_port or DEFAULT_SCTP_PORT)
         self._offer_pending = False
         for slot in self._slots:
             media = answer.media_by_mid(slot.mid)
@@ -223,7 +239,7 @@ class SubscriberConnection:
         if self._offer_pending:
             self._dirty = True
             return
-        if not self._slots:
+        if not self._slots and self._data_at is None:
             return
         self._dirty = False
         self._offer_pending = True
@@ -246,7 +262,8 @@ class SubscriberConnection:
                     rtx_ssrc=slot.downtrack.rtx_ssrc if slot.downtrack else 0,
                 )
             )
-        self._send_offer(write_offer(slots, self._context.local_parameters(self.transport.ice), self._session_version))
+        local = self._context.local_parameters(self.transport.ice)
+        self._send_offer(write_offer(slots, local, self._session_version, data_at=self._data_at))
 
     def _bind_ready(self) -> None:
         if not self.transport.connected:
