@@ -24,6 +24,7 @@ from mediapod.signal.gateway import SignalGateway
 from mediapod.signal.grpc_service import RoomServicer, SignalServicer, add_signal_service
 from mediapod.signal.livekit.routes import LiveKitSignaling
 from mediapod.signal.livekit.translate import ServerSettings
+from mediapod.signal.livekit.twirp import TwirpRoomService
 from mediapod.signal.room_admin import RoomAdmin
 from mediapod.signal.session import SERVER_VERSION, SessionHost
 
@@ -69,6 +70,7 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
     http = HttpServer(config.http_host, config.http_port)
     livekit = LiveKitSignaling(gateway, verifier, node.context.counters, ServerSettings(SERVER_VERSION, region=config.region))
     http.add_routes(livekit.routes())
+    http.add_routes(TwirpRoomService(cluster.rooms if cluster else local_rooms, verifier, node.context.counters).routes())
     http_port = await http.start()
 
     server = grpc.aio.server()

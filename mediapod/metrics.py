@@ -96,6 +96,7 @@ class MediaCounters:
         "speaker_updates",
         "drops",
         "leaves",
+        "twirp_calls",
         "signal_errors",
         "data_packets_received",
         "data_packets_forwarded",
@@ -128,6 +129,9 @@ class MediaCounters:
         self.drops: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         # Participants that left, by LeaveReason value (a closed set: the enum's).
         self.leaves: collections.Counter[str] = collections.Counter()
+        # Twirp RoomService calls by (method, result): a RoomService method name
+        # or "unknown", and "ok" or a Twirp error code (both closed sets).
+        self.twirp_calls: collections.Counter[tuple[str, str]] = collections.Counter()
         # Bad signaling input, by (frontend, reason).
         self.signal_errors: dict[tuple[str, str], int] = {
             (frontend, reason): 0 for frontend in SIGNAL_FRONTENDS for reason in SIGNAL_ERROR_REASONS
@@ -223,6 +227,12 @@ class MediaCollector(Collector):
         for reason, value in sorted(c.leaves.items()):
             leaves.add_metric([node, reason], value)
         yield leaves
+        twirp = CounterMetricFamily(
+            "switchboard_twirp_calls", "Twirp RoomService calls, by method and result code", labels=["node", "method", "code"]
+        )
+        for (method, code), value in sorted(c.twirp_calls.items()):
+            twirp.add_metric([node, method, code], value)
+        yield twirp
 
         g = self._gauges()
         for name, doc, value in (

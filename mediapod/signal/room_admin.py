@@ -12,6 +12,7 @@ from typing import Protocol
 
 from mediapod import auth
 from mediapod.protocol import models_pb2, room_service_pb2
+from mediapod.rtc.data import DataKind, DataMessage
 from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.node import MediaNode
 from mediapod.rtc.participant import LeaveReason, Participant
@@ -166,10 +167,18 @@ class RoomAdmin:
 
     async def send_data(self, caller: Caller, request: room_service_pb2.SendDataRequest) -> room_service_pb2.SendDataResponse:
         require_grant(caller.claims, "room_admin", request.room)
-        self._room(request.room)
-        raise RequestError(
-            ErrorCode.UNIMPLEMENTED, "this server cannot deliver data packets yet: data channels are not connected to rooms"
+        room = self._room(request.room)
+        # From the server: no sender, so nobody is skipped as the sender.
+        message = DataMessage(
+            kind=DataKind.LOSSY if request.lossy else DataKind.RELIABLE,
+            sender_identity="",
+            sender_sid="",
+            payload=request.data,
+            topic=request.topic,
+            destination_identities=frozenset(request.destination_identities),
         )
+        room.send_data(message)
+        return room_service_pb2.SendDataResponse()
 
     async def update_room_metadata(self, caller: Caller, request: room_service_pb2.UpdateRoomMetadataRequest) -> models_pb2.Room:
         require_grant(caller.claims, "room_admin", request.room)

@@ -261,6 +261,7 @@ async def test_participant_and_room_updates_from_the_edge_reach_clients_on_the_h
     await bob.transport.until("room_update")
     updates = [p for r in bob.transport.of("update") for p in r.update.participants if p.identity == "alice"]
     assert updates[-1].metadata == "on stage" and bob.transport.of("room_update")[-1].room_update.room.metadata == "agenda"
-    with pytest.raises(RequestError) as unimplemented:
-        await edge.rooms.send_data(admin, room_service_pb2.SendDataRequest(room=ROOM, data=b"x"))
-    assert unimplemented.value.code == ErrorCode.UNIMPLEMENTED
+    await edge.rooms.send_data(admin, room_service_pb2.SendDataRequest(room=ROOM, data=b"x"))
+    with pytest.raises(RequestError) as elsewhere:
+        await edge.rooms.send_data(admin, room_service_pb2.SendDataRequest(room="other", data=b"x"))
+    assert elsewhere.value.code == ErrorCode.PERMISSION_DENIED

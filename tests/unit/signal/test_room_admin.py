@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mediapod.protocol import models_pb2, room_service_pb2
+from mediapod.rtc.data import DataKind, DataMessage
 from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.node import MediaNode
 from mediapod.rtc.participant import LeaveReason, Participant, Permission
@@ -204,11 +205,22 @@ async def test_update_room_metadata_sends_everyone_a_room_update(node: MediaNode
     assert (await refused(admin.update_room_metadata(ADMIN, big))).code == ErrorCode.INVALID_ARGUMENT
 
 
-async def test_send_data_says_plainly_that_server_data_packets_are_not_delivered_yet(node: MediaNode) -> None:
+async def test_send_data_goes_to_the_named_identities_or_to_everyone(node: MediaNode) -> None:
     admin = RoomAdmin(node)
     join(node, "alice")
-    refusal = await refused(admin.send_data(ADMIN, room_service_pb2.SendDataRequest(room="room", data=b"hi")))
-    assert refusal.code == ErrorCode.UNIMPLEMENTED and "data channels" in refusal.message
+    join(node, "bob")
+    delivered: list[tuple[str, DataMessage]] = []
+    for participant in node.rooms["room"].participants.values():
+        participant.deliver_data = lambda message, who=participant.identity: delivered.append((who, message)) or True  # type: ignore[method-assign]
+    request = room_service_pb2.SendDataRequest(room="room", data=b"hi", topic="chat", destination_identities=["bob"], lossy=True)
+    await admin.send_data(ADMIN, request)
+    ((who, message),) = delivered
+    assert (who, message.payload, message.topic, message.kind, message.sender_sid) == ("bob", b"hi", "chat", DataKind.LOSSY, "")
+    delivered.clear()
+    await admin.send_data(ADMIN, room_service_pb2.SendDataRequest(room="room", data=b"all"))
+    assert sorted(who for who, _ in delivered) == ["alice", "bob"] and delivered[0][1].kind == DataKind.RELIABLE
+    nowhere = room_service_pb2.SendDataRequest(room="gone", data=b"x")
+    assert (await refused(admin.send_data(caller(room="gone", room_admin=True), nowhere))).code == ErrorCode.NOT_FOUND
 
 
 @pytest.mark.parametrize(
