@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
 
 from tests.support.livekit_sdk import SdkClient, sdk_token
 from tests.support.mediapod_process import MediaPodProcess
@@ -26,11 +25,6 @@ async def wait_for_frames(client: SdkClient, audio: int, video: int, within: flo
         await asyncio.sleep(0.1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: with a video track published beside it, the SDK subscriber decodes the publisher's audio as "
-    "silence although every packet is forwarded (switchboard_rtp_packets_forwarded); audio alone carries the tone",
-)
 async def test_item1_python_sdk_clients_exchange_audio_and_video(media_pod: MediaPodProcess) -> None:
     """Alice publishes a sine and a pattern, Bob a sine; each decodes the other's media.
 

@@ -95,16 +95,32 @@ class SdkClient:
 
 
 async def _feed(audio: rtc.AudioSource, video: rtc.VideoSource | None) -> None:
-    """10 ms of tone at a time, and a frame of a moving gradient every 40 ms (25 fps)."""
-    width, height = VIDEO_SIZE
-    ramp = np.add.outer(np.arange(height), np.arange(width)).astype(np.uint8)
+    """10 ms of tone at a time, and a frame of a moving gradient every 40 ms (25 fps), each in its own task.
+
+    The audio source paces its feeder (capture_frame waits while its queue
+    is full); video must not ride on that loop: fed from the same loop, the
+    subscriber decoded the publisher's audio as silence.
+    """
+    feeders = [_feed_tone(audio)] + ([_feed_pattern(video)] if video is not None else [])
+    await asyncio.gather(*feeders)
+
+
+async def _feed_tone(audio: rtc.AudioSource) -> None:
     n = 0
     while True:
         t = (np.arange(FRAME_SAMPLES) + n * FRAME_SAMPLES) / SAMPLE_RATE
         tone = (TONE_PEAK * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.int16)
         await audio.capture_frame(rtc.AudioFrame(tone.tobytes(), SAMPLE_RATE, 1, FRAME_SAMPLES))
-        if video is not None and n % 4 == 0:
-            shade = (ramp + n) % 256
-            rgba = np.dstack([shade, 255 - shade, np.full_like(shade, n % 256), np.full_like(shade, 255)])
-            video.capture_frame(rtc.VideoFrame(width, height, rtc.VideoBufferType.RGBA, rgba.astype(np.uint8).tobytes()))
         n += 1
+
+
+async def _feed_pattern(video: rtc.VideoSource) -> None:
+    width, height = VIDEO_SIZE
+    ramp = np.add.outer(np.arange(height), np.arange(width)).astype(np.uint8)
+    n = 0
+    while True:
+        shade = (ramp + n) % 256
+        rgba = np.dstack([shade, 255 - shade, np.full_like(shade, n % 256), np.full_like(shade, 255)])
+        video.capture_frame(rtc.VideoFrame(width, height, rtc.VideoBufferType.RGBA, rgba.astype(np.uint8).tobytes()))
+        n += 1
+        await asyncio.sleep(0.04)
