@@ -113,6 +113,7 @@ def print_banner(config: MediaConfig, http_port: int, grpc_port: int, udp_port: 
     lines = [
         f"switchboard media pod {config.node_id} is up",
         f"  HTTP:              http://{config.http_host}:{http_port}",
+        f"  LiveKit SDKs:      ws://{config.http_host}:{http_port}  (signaling v0 at /rtc, Twirp RoomService)",
         f"  signaling (gRPC):  {config.grpc_host}:{grpc_port}",
         f"  media (UDP):       {config.rtc.bind_ip}:{udp_port}, advertised as {config.rtc.advertised_ip}:{config.rtc.advertised_port or udp_port}",
         f"  metrics:           http://{config.metrics_host}:{metrics_port}/metrics",
