@@ -22,6 +22,7 @@ from mediapod.routing.local import LocalRouter
 from mediapod.rtc.node import MediaNode
 from mediapod.signal.gateway import SignalGateway
 from mediapod.signal.grpc_service import RoomServicer, SignalServicer, add_signal_service
+from mediapod.signal.livekit.data_codec import FORMAT as LIVEKIT_DATA_FORMAT, LiveKitDataCodec
 from mediapod.signal.livekit.routes import LiveKitSignaling
 from mediapod.signal.livekit.translate import ServerSettings
 from mediapod.signal.livekit.twirp import TwirpRoomService
@@ -47,7 +48,7 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
             raise PortInUse(exc.errno, f"UDP port {config.rtc.bind_ip}:{config.rtc.udp_port} is already in use") from None
         raise
     verifier = auth.TokenVerifier(config.keys)
-    sessions = SessionHost(node)
+    sessions = SessionHost(node, data_codecs={LIVEKIT_DATA_FORMAT: LiveKitDataCodec()})
     local_rooms = RoomAdmin(node)
     # With a Redis address the pod is one node of a cluster; without, it hosts every room itself.
     cluster = await Cluster.start(config, node, verifier, sessions, local_rooms) if config.redis.address else None

@@ -25,61 +25,61 @@ _sym_db = _symbol_database.Default()
 from . import models_pb2 as switchboard_dot_v1_dot_models__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bswitchboard/v1/signal.proto\x12\x0eswitchboard.v1\x1a\x1bswitchboard/v1/models.proto\"\xed\x04\n\rSignalRequest\x12\x12\n\nrequest_id\x18\x64 \x01(\r\x12+\n\x04join\x18\x01 \x01(\x0b\x32\x1b.switchboard.v1.JoinRequestH\x00\x12\x33\n\x05offer\x18\x02 \x01(\x0b\x32\".switchboard.v1.SessionDescriptionH\x00\x12\x34\n\x06\x61nswer\x18\x03 \x01(\x0b\x32\".switchboard.v1.SessionDescriptionH\x00\x12\x31\n\x07trickle\x18\x04 \x01(\x0b\x32\x1e.switchboard.v1.TrickleRequestH\x00\x12\x34\n\tadd_track\x18\x05 \x01(\x0b\x32\x1f.switchboard.v1.AddTrackRequestH\x00\x12\x30\n\x04mute\x18\x06 \x01(\x0b\x32 .switchboard.v1.MuteTrackRequestH\x00\x12:\n\x0csubscription\x18\x07 \x01(\x0b\x32\".switchboard.v1.UpdateSubscriptionH\x00\x12-\n\x05leave\x18\x08 \x01(\x0b\x32\x1c.switchboard.v1.LeaveRequestH\x00\x12:\n\x0cremove_track\x18\t \x01(\x0b\x32\".switchboard.v1.RemoveTrackRequestH\x00\x12$\n\x04ping\x18\n \x01(\x0b\x32\x14.switchboard.v1.PingH\x00\x12=\n\x0etrack_settings\x18\x0b \x01(\x0b\x32#.switchboard.v1.UpdateTrackSettingsH\x00\x42\t\n\x07message\"\xcd\x05\n\x0eSignalResponse\x12,\n\x04join\x18\x01 \x01(\x0b\x32\x1c.switchboard.v1.JoinResponseH\x00\x12\x34\n\x06\x61nswer\x18\x02 \x01(\x0b\x32\".switchboard.v1.SessionDescriptionH\x00\x12\x33\n\x05offer\x18\x03 \x01(\x0b\x32\".switchboard.v1.SessionDescriptionH\x00\x12\x31\n\x07trickle\x18\x04 \x01(\x0b\x32\x1e.switchboard.v1.TrickleRequestH\x00\x12\x33\n\x06update\x18\x05 \x01(\x0b\x32!.switchboard.v1.ParticipantUpdateH\x00\x12\x41\n\x0ftrack_published\x18\x06 \x01(\x0b\x32&.switchboard.v1.TrackPublishedResponseH\x00\x12-\n\x05leave\x18\x07 \x01(\x0b\x32\x1c.switchboard.v1.LeaveRequestH\x00\x12\x30\n\x04mute\x18\x08 \x01(\x0b\x32 .switchboard.v1.MuteTrackRequestH\x00\x12.\n\x05\x65rror\x18\t \x01(\x0b\x32\x1d.switchboard.v1.ErrorResponseH\x00\x12\x31\n\x0broom_update\x18\n \x01(\x0b\x32\x1a.switchboard.v1.RoomUpdateH\x00\x12\x45\n\x11track_unpublished\x18\x0b \x01(\x0b\x32(.switchboard.v1.TrackUnpublishedResponseH\x00\x12$\n\x04pong\x18\x0c \x01(\x0b\x32\x14.switchboard.v1.PongH\x00\x12;\n\x10speakers_changed\x18\r \x01(\x0b\x32\x1f.switchboard.v1.SpeakersChangedH\x00\x42\t\n\x07message\"J\n\x0bJoinRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x1e\n\x16\x64isable_auto_subscribe\x18\x02 \x01(\x08\x12\x0c\n\x04room\x18\x03 \x01(\t\"\xce\x01\n\x0cJoinResponse\x12\"\n\x04room\x18\x01 \x01(\x0b\x32\x14.switchboard.v1.Room\x12\x34\n\x0bparticipant\x18\x02 \x01(\x0b\x32\x1f.switchboard.v1.ParticipantInfo\x12;\n\x12other_participants\x18\x03 \x03(\x0b\x32\x1f.switchboard.v1.ParticipantInfo\x12\x16\n\x0eserver_version\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\"/\n\x12SessionDescription\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0b\n\x03sdp\x18\x02 \x01(\t\"V\n\x0eTrickleRequest\x12\x16\n\x0e\x63\x61ndidate_init\x18\x01 \x01(\t\x12,\n\x06target\x18\x02 \x01(\x0e\x32\x1c.switchboard.v1.SignalTarget\"\xe0\x01\n\x0f\x41\x64\x64TrackRequest\x12\x0b\n\x03\x63id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\'\n\x04type\x18\x03 \x01(\x0e\x32\x19.switchboard.v1.TrackType\x12+\n\x06source\x18\x04 \x01(\x0e\x32\x1b.switchboard.v1.TrackSource\x12\r\n\x05muted\x18\x05 \x01(\x08\x12\r\n\x05width\x18\x06 \x01(\r\x12\x0e\n\x06height\x18\x07 \x01(\r\x12.\n\x06layers\x18\x08 \x03(\x0b\x32\x1e.switchboard.v1.SimulcastLayer\"!\n\x12RemoveTrackRequest\x12\x0b\n\x03sid\x18\x01 \x01(\t\"O\n\x16TrackPublishedResponse\x12\x0b\n\x03\x63id\x18\x01 \x01(\t\x12(\n\x05track\x18\x02 \x01(\x0b\x32\x19.switchboard.v1.TrackInfo\"-\n\x18TrackUnpublishedResponse\x12\x11\n\ttrack_sid\x18\x01 \x01(\t\".\n\x10MuteTrackRequest\x12\x0b\n\x03sid\x18\x01 \x01(\t\x12\r\n\x05muted\x18\x02 \x01(\x08\"\xaf\x01\n\x13UpdateTrackSettings\x12\x12\n\ntrack_sids\x18\x01 \x03(\t\x12-\n\x07quality\x18\x02 \x01(\x0e\x32\x1c.switchboard.v1.VideoQuality\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r\x12\x1f\n\x12max_temporal_layer\x18\x05 \x01(\rH\x00\x88\x01\x01\x42\x15\n\x13_max_temporal_layer\";\n\x12UpdateSubscription\x12\x12\n\ntrack_sids\x18\x01 \x03(\t\x12\x11\n\tsubscribe\x18\x02 \x01(\x08\"J\n\x11ParticipantUpdate\x12\x35\n\x0cparticipants\x18\x01 \x03(\x0b\x32\x1f.switchboard.v1.ParticipantInfo\"0\n\nRoomUpdate\x12\"\n\x04room\x18\x01 \x01(\x0b\x32\x14.switchboard.v1.Room\"\xff\x01\n\x0cLeaveRequest\x12\x33\n\x06reason\x18\x01 \x01(\x0e\x32#.switchboard.v1.LeaveRequest.Reason\"\xb9\x01\n\x06Reason\x12\x14\n\x10\x43LIENT_INITIATED\x10\x00\x12\x10\n\x0cROOM_DELETED\x10\x01\x12\x17\n\x13PARTICIPANT_REMOVED\x10\x02\x12\x16\n\x12\x44UPLICATE_IDENTITY\x10\x03\x12\x13\n\x0fSERVER_SHUTDOWN\x10\x04\x12\x15\n\x11TRANSPORT_FAILURE\x10\x05\x12\x16\n\x12PROTOCOL_VIOLATION\x10\x06\x12\x12\n\x0eSIGNAL_STALLED\x10\x07\"B\n\rErrorResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\r\x12\x0c\n\x04\x63ode\x18\x02 \x01(\r\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x19\n\x04Ping\x12\x11\n\ttimestamp\x18\x01 \x01(\x03\"6\n\x04Pong\x12\x1b\n\x13last_ping_timestamp\x18\x01 \x01(\x03\x12\x11\n\ttimestamp\x18\x02 \x01(\x03\"@\n\x0fSpeakersChanged\x12-\n\x08speakers\x18\x01 \x03(\x0b\x32\x1b.switchboard.v1.SpeakerInfo\"9\n\x0bSpeakerInfo\x12\x0b\n\x03sid\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\x02\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08*-\n\x0cSignalTarget\x12\r\n\tPUBLISHER\x10\x00\x12\x0e\n\nSUBSCRIBER\x10\x01*-\n\x0cVideoQuality\x12\x07\n\x03LOW\x10\x00\x12\n\n\x06MEDIUM\x10\x01\x12\x08\n\x04HIGH\x10\x02\x32V\n\x06Signal\x12L\n\x07\x43onnect\x12\x1d.switchboard.v1.SignalRequest\x1a\x1e.switchboard.v1.SignalResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bswitchboard/v1/signal.proto\x12\x0eswitchboard.v1\x1a\x1bswitchboard/v1/models.proto\"\xed\x04\n\rSignalRequest\x12\x12\n\nrequest_id\x18\x64 \x01(\r\x12+\n\x04join\x18\x01 \x01(\x0b\x32\x1b.switchboard.v1.JoinRequestH\x00\x12\x33\n\x05offer\x18\x02 \x01(\x0b\x32\".switchboard.v1.SessionDescriptionH\x00\x12\x34\n\x06\x61nswer\x18\x03 \x01(\x0b\x32\".switchboard.v1.SessionDescriptionH\x00\x12\x31\n\x07trickle\x18\x04 \x01(\x0b\x32\x1e.switchboard.v1.TrickleRequestH\x00\x12\x34\n\tadd_track\x18\x05 \x01(\x0b\x32\x1f.switchboard.v1.AddTrackRequestH\x00\x12\x30\n\x04mute\x18\x06 \x01(\x0b\x32 .switchboard.v1.MuteTrackRequestH\x00\x12:\n\x0csubscription\x18\x07 \x01(\x0b\x32\".switchboard.v1.UpdateSubscriptionH\x00\x12-\n\x05leave\x18\x08 \x01(\x0b\x32\x1c.switchboard.v1.LeaveRequestH\x00\x12:\n\x0cremove_track\x18\t \x01(\x0b\x32\".switchboard.v1.RemoveTrackRequestH\x00\x12$\n\x04ping\x18\n \x01(\x0b\x32\x14.switchboard.v1.PingH\x00\x12=\n\x0etrack_settings\x18\x0b \x01(\x0b\x32#.switchboard.v1.UpdateTrackSettingsH\x00\x42\t\n\x07message\"\xcd\x05\n\x0eSignalResponse\x12,\n\x04join\x18\x01 \x01(\x0b\x32\x1c.switchboard.v1.JoinResponseH\x00\x12\x34\n\x06\x61nswer\x18\x02 \x01(\x0b\x32\".switchboard.v1.SessionDescriptionH\x00\x12\x33\n\x05offer\x18\x03 \x01(\x0b\x32\".switchboard.v1.SessionDescriptionH\x00\x12\x31\n\x07trickle\x18\x04 \x01(\x0b\x32\x1e.switchboard.v1.TrickleRequestH\x00\x12\x33\n\x06update\x18\x05 \x01(\x0b\x32!.switchboard.v1.ParticipantUpdateH\x00\x12\x41\n\x0ftrack_published\x18\x06 \x01(\x0b\x32&.switchboard.v1.TrackPublishedResponseH\x00\x12-\n\x05leave\x18\x07 \x01(\x0b\x32\x1c.switchboard.v1.LeaveRequestH\x00\x12\x30\n\x04mute\x18\x08 \x01(\x0b\x32 .switchboard.v1.MuteTrackRequestH\x00\x12.\n\x05\x65rror\x18\t \x01(\x0b\x32\x1d.switchboard.v1.ErrorResponseH\x00\x12\x31\n\x0broom_update\x18\n \x01(\x0b\x32\x1a.switchboard.v1.RoomUpdateH\x00\x12\x45\n\x11track_unpublished\x18\x0b \x01(\x0b\x32(.switchboard.v1.TrackUnpublishedResponseH\x00\x12$\n\x04pong\x18\x0c \x01(\x0b\x32\x14.switchboard.v1.PongH\x00\x12;\n\x10speakers_changed\x18\r \x01(\x0b\x32\x1f.switchboard.v1.SpeakersChangedH\x00\x42\t\n\x07message\"_\n\x0bJoinRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x1e\n\x16\x64isable_auto_subscribe\x18\x02 \x01(\x08\x12\x0c\n\x04room\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x61ta_format\x18\x04 \x01(\t\"\xce\x01\n\x0cJoinResponse\x12\"\n\x04room\x18\x01 \x01(\x0b\x32\x14.switchboard.v1.Room\x12\x34\n\x0bparticipant\x18\x02 \x01(\x0b\x32\x1f.switchboard.v1.ParticipantInfo\x12;\n\x12other_participants\x18\x03 \x03(\x0b\x32\x1f.switchboard.v1.ParticipantInfo\x12\x16\n\x0eserver_version\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\"/\n\x12SessionDescription\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0b\n\x03sdp\x18\x02 \x01(\t\"V\n\x0eTrickleRequest\x12\x16\n\x0e\x63\x61ndidate_init\x18\x01 \x01(\t\x12,\n\x06target\x18\x02 \x01(\x0e\x32\x1c.switchboard.v1.SignalTarget\"\xe0\x01\n\x0f\x41\x64\x64TrackRequest\x12\x0b\n\x03\x63id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\'\n\x04type\x18\x03 \x01(\x0e\x32\x19.switchboard.v1.TrackType\x12+\n\x06source\x18\x04 \x01(\x0e\x32\x1b.switchboard.v1.TrackSource\x12\r\n\x05muted\x18\x05 \x01(\x08\x12\r\n\x05width\x18\x06 \x01(\r\x12\x0e\n\x06height\x18\x07 \x01(\r\x12.\n\x06layers\x18\x08 \x03(\x0b\x32\x1e.switchboard.v1.SimulcastLayer\"!\n\x12RemoveTrackRequest\x12\x0b\n\x03sid\x18\x01 \x01(\t\"O\n\x16TrackPublishedResponse\x12\x0b\n\x03\x63id\x18\x01 \x01(\t\x12(\n\x05track\x18\x02 \x01(\x0b\x32\x19.switchboard.v1.TrackInfo\"-\n\x18TrackUnpublishedResponse\x12\x11\n\ttrack_sid\x18\x01 \x01(\t\".\n\x10MuteTrackRequest\x12\x0b\n\x03sid\x18\x01 \x01(\t\x12\r\n\x05muted\x18\x02 \x01(\x08\"\xaf\x01\n\x13UpdateTrackSettings\x12\x12\n\ntrack_sids\x18\x01 \x03(\t\x12-\n\x07quality\x18\x02 \x01(\x0e\x32\x1c.switchboard.v1.VideoQuality\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r\x12\x1f\n\x12max_temporal_layer\x18\x05 \x01(\rH\x00\x88\x01\x01\x42\x15\n\x13_max_temporal_layer\";\n\x12UpdateSubscription\x12\x12\n\ntrack_sids\x18\x01 \x03(\t\x12\x11\n\tsubscribe\x18\x02 \x01(\x08\"J\n\x11ParticipantUpdate\x12\x35\n\x0cparticipants\x18\x01 \x03(\x0b\x32\x1f.switchboard.v1.ParticipantInfo\"0\n\nRoomUpdate\x12\"\n\x04room\x18\x01 \x01(\x0b\x32\x14.switchboard.v1.Room\"\xff\x01\n\x0cLeaveRequest\x12\x33\n\x06reason\x18\x01 \x01(\x0e\x32#.switchboard.v1.LeaveRequest.Reason\"\xb9\x01\n\x06Reason\x12\x14\n\x10\x43LIENT_INITIATED\x10\x00\x12\x10\n\x0cROOM_DELETED\x10\x01\x12\x17\n\x13PARTICIPANT_REMOVED\x10\x02\x12\x16\n\x12\x44UPLICATE_IDENTITY\x10\x03\x12\x13\n\x0fSERVER_SHUTDOWN\x10\x04\x12\x15\n\x11TRANSPORT_FAILURE\x10\x05\x12\x16\n\x12PROTOCOL_VIOLATION\x10\x06\x12\x12\n\x0eSIGNAL_STALLED\x10\x07\"B\n\rErrorResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\r\x12\x0c\n\x04\x63ode\x18\x02 \x01(\r\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x19\n\x04Ping\x12\x11\n\ttimestamp\x18\x01 \x01(\x03\"6\n\x04Pong\x12\x1b\n\x13last_ping_timestamp\x18\x01 \x01(\x03\x12\x11\n\ttimestamp\x18\x02 \x01(\x03\"@\n\x0fSpeakersChanged\x12-\n\x08speakers\x18\x01 \x03(\x0b\x32\x1b.switchboard.v1.SpeakerInfo\"9\n\x0bSpeakerInfo\x12\x0b\n\x03sid\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\x02\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08*-\n\x0cSignalTarget\x12\r\n\tPUBLISHER\x10\x00\x12\x0e\n\nSUBSCRIBER\x10\x01*-\n\x0cVideoQuality\x12\x07\n\x03LOW\x10\x00\x12\n\n\x06MEDIUM\x10\x01\x12\x08\n\x04HIGH\x10\x02\x32V\n\x06Signal\x12L\n\x07\x43onnect\x12\x1d.switchboard.v1.SignalRequest\x1a\x1e.switchboard.v1.SignalResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchboard.v1.signal_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SIGNALTARGET']._serialized_start=3179
-  _globals['_SIGNALTARGET']._serialized_end=3224
-  _globals['_VIDEOQUALITY']._serialized_start=3226
-  _globals['_VIDEOQUALITY']._serialized_end=3271
+  _globals['_SIGNALTARGET']._serialized_start=3200
+  _globals['_SIGNALTARGET']._serialized_end=3245
+  _globals['_VIDEOQUALITY']._serialized_start=3247
+  _globals['_VIDEOQUALITY']._serialized_end=3292
   _globals['_SIGNALREQUEST']._serialized_start=77
   _globals['_SIGNALREQUEST']._serialized_end=698
   _globals['_SIGNALRESPONSE']._serialized_start=701
   _globals['_SIGNALRESPONSE']._serialized_end=1418
   _globals['_JOINREQUEST']._serialized_start=1420
-  _globals['_JOINREQUEST']._serialized_end=1494
-  _globals['_JOINRESPONSE']._serialized_start=1497
-  _globals['_JOINRESPONSE']._serialized_end=1703
-  _globals['_SESSIONDESCRIPTION']._serialized_start=1705
-  _globals['_SESSIONDESCRIPTION']._serialized_end=1752
-  _globals['_TRICKLEREQUEST']._serialized_start=1754
-  _globals['_TRICKLEREQUEST']._serialized_end=1840
-  _globals['_ADDTRACKREQUEST']._serialized_start=1843
-  _globals['_ADDTRACKREQUEST']._serialized_end=2067
-  _globals['_REMOVETRACKREQUEST']._serialized_start=2069
-  _globals['_REMOVETRACKREQUEST']._serialized_end=2102
-  _globals['_TRACKPUBLISHEDRESPONSE']._serialized_start=2104
-  _globals['_TRACKPUBLISHEDRESPONSE']._serialized_end=2183
-  _globals['_TRACKUNPUBLISHEDRESPONSE']._serialized_start=2185
-  _globals['_TRACKUNPUBLISHEDRESPONSE']._serialized_end=2230
-  _globals['_MUTETRACKREQUEST']._serialized_start=2232
-  _globals['_MUTETRACKREQUEST']._serialized_end=2278
-  _globals['_UPDATETRACKSETTINGS']._serialized_start=2281
-  _globals['_UPDATETRACKSETTINGS']._serialized_end=2456
-  _globals['_UPDATESUBSCRIPTION']._serialized_start=2458
-  _globals['_UPDATESUBSCRIPTION']._serialized_end=2517
-  _globals['_PARTICIPANTUPDATE']._serialized_start=2519
-  _globals['_PARTICIPANTUPDATE']._serialized_end=2593
-  _globals['_ROOMUPDATE']._serialized_start=2595
-  _globals['_ROOMUPDATE']._serialized_end=2643
-  _globals['_LEAVEREQUEST']._serialized_start=2646
-  _globals['_LEAVEREQUEST']._serialized_end=2901
-  _globals['_LEAVEREQUEST_REASON']._serialized_start=2716
-  _globals['_LEAVEREQUEST_REASON']._serialized_end=2901
-  _globals['_ERRORRESPONSE']._serialized_start=2903
-  _globals['_ERRORRESPONSE']._serialized_end=2969
-  _globals['_PING']._serialized_start=2971
-  _globals['_PING']._serialized_end=2996
-  _globals['_PONG']._serialized_start=2998
-  _globals['_PONG']._serialized_end=3052
-  _globals['_SPEAKERSCHANGED']._serialized_start=3054
-  _globals['_SPEAKERSCHANGED']._serialized_end=3118
-  _globals['_SPEAKERINFO']._serialized_start=3120
-  _globals['_SPEAKERINFO']._serialized_end=3177
-  _globals['_SIGNAL']._serialized_start=3273
-  _globals['_SIGNAL']._serialized_end=3359
+  _globals['_JOINREQUEST']._serialized_end=1515
+  _globals['_JOINRESPONSE']._serialized_start=1518
+  _globals['_JOINRESPONSE']._serialized_end=1724
+  _globals['_SESSIONDESCRIPTION']._serialized_start=1726
+  _globals['_SESSIONDESCRIPTION']._serialized_end=1773
+  _globals['_TRICKLEREQUEST']._serialized_start=1775
+  _globals['_TRICKLEREQUEST']._serialized_end=1861
+  _globals['_ADDTRACKREQUEST']._serialized_start=1864
+  _globals['_ADDTRACKREQUEST']._serialized_end=2088
+  _globals['_REMOVETRACKREQUEST']._serialized_start=2090
+  _globals['_REMOVETRACKREQUEST']._serialized_end=2123
+  _globals['_TRACKPUBLISHEDRESPONSE']._serialized_start=2125
+  _globals['_TRACKPUBLISHEDRESPONSE']._serialized_end=2204
+  _globals['_TRACKUNPUBLISHEDRESPONSE']._serialized_start=2206
+  _globals['_TRACKUNPUBLISHEDRESPONSE']._serialized_end=2251
+  _globals['_MUTETRACKREQUEST']._serialized_start=2253
+  _globals['_MUTETRACKREQUEST']._serialized_end=2299
+  _globals['_UPDATETRACKSETTINGS']._serialized_start=2302
+  _globals['_UPDATETRACKSETTINGS']._serialized_end=2477
+  _globals['_UPDATESUBSCRIPTION']._serialized_start=2479
+  _globals['_UPDATESUBSCRIPTION']._serialized_end=2538
+  _globals['_PARTICIPANTUPDATE']._serialized_start=2540
+  _globals['_PARTICIPANTUPDATE']._serialized_end=2614
+  _globals['_ROOMUPDATE']._serialized_start=2616
+  _globals['_ROOMUPDATE']._serialized_end=2664
+  _globals['_LEAVEREQUEST']._serialized_start=2667
+  _globals['_LEAVEREQUEST']._serialized_end=2922
+  _globals['_LEAVEREQUEST_REASON']._serialized_start=2737
+  _globals['_LEAVEREQUEST_REASON']._serialized_end=2922
+  _globals['_ERRORRESPONSE']._serialized_start=2924
+  _globals['_ERRORRESPONSE']._serialized_end=2990
+  _globals['_PING']._serialized_start=2992
+  _globals['_PING']._serialized_end=3017
+  _globals['_PONG']._serialized_start=3019
+  _globals['_PONG']._serialized_end=3073
+  _globals['_SPEAKERSCHANGED']._serialized_start=3075
+  _globals['_SPEAKERSCHANGED']._serialized_end=3139
+  _globals['_SPEAKERINFO']._serialized_start=3141
+  _globals['_SPEAKERINFO']._serialized_end=3198
+  _globals['_SIGNAL']._serialized_start=3294
+  _globals['_SIGNAL']._serialized_end=3380
 # @@protoc_insertion_point(module_scope)

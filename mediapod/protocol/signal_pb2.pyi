@@ -83,14 +83,16 @@ class SignalResponse(_message.Message):
     def __init__(self, join: _Optional[_Union[JoinResponse, _Mapping]] = ..., answer: _Optional[_Union[SessionDescription, _Mapping]] = ..., offer: _Optional[_Union[SessionDescription, _Mapping]] = ..., trickle: _Optional[_Union[TrickleRequest, _Mapping]] = ..., update: _Optional[_Union[ParticipantUpdate, _Mapping]] = ..., track_published: _Optional[_Union[TrackPublishedResponse, _Mapping]] = ..., leave: _Optional[_Union[LeaveRequest, _Mapping]] = ..., mute: _Optional[_Union[MuteTrackRequest, _Mapping]] = ..., error: _Optional[_Union[ErrorResponse, _Mapping]] = ..., room_update: _Optional[_Union[RoomUpdate, _Mapping]] = ..., track_unpublished: _Optional[_Union[TrackUnpublishedResponse, _Mapping]] = ..., pong: _Optional[_Union[Pong, _Mapping]] = ..., speakers_changed: _Optional[_Union[SpeakersChanged, _Mapping]] = ...) -> None: ...
 
 class JoinRequest(_message.Message):
-    __slots__ = ("token", "disable_auto_subscribe", "room")
+    __slots__ = ("token", "disable_auto_subscribe", "room", "data_format")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     DISABLE_AUTO_SUBSCRIBE_FIELD_NUMBER: _ClassVar[int]
     ROOM_FIELD_NUMBER: _ClassVar[int]
+    DATA_FORMAT_FIELD_NUMBER: _ClassVar[int]
     token: str
     disable_auto_subscribe: bool
     room: str
-    def __init__(self, token: _Optional[str] = ..., disable_auto_subscribe: _Optional[bool] = ..., room: _Optional[str] = ...) -> None: ...
+    data_format: str
+    def __init__(self, token: _Optional[str] = ..., disable_auto_subscribe: _Optional[bool] = ..., room: _Optional[str] = ..., data_format: _Optional[str] = ...) -> None: ...
 
 class JoinResponse(_message.Message):
     __slots__ = ("room", "participant", "other_participants", "server_version", "node_id")

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
 from mediapod import auth
 from mediapod.protocol import signal_pb2
+from mediapod.rtc.data import DataCodec
 from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.node import MediaNode
 from mediapod.rtc.participant import LeaveReason, Participant, Permission
@@ -62,8 +64,14 @@ async def read_join(transport: SignalTransport) -> signal_pb2.JoinRequest:
 class SessionHost:
     """Joins participants to rooms on this node and serves their sessions."""
 
-    def __init__(self, node: MediaNode) -> None:
+    def __init__(self, node: MediaNode, data_codecs: Mapping[str, DataCodec] | None = None) -> None:
+        """data_codecs: the data packet framings front ends may name in a JoinRequest's data_format.
+
+        The framing travels in the join, not with the front end's transport,
+        so a session relayed from another node gets its data channels too.
+        """
         self._node = node
+        self._data_codecs = dict(data_codecs or {})
 
     async def serve(self, join: signal_pb2.JoinRequest, claims: auth.Claims, room_name: str, transport: SignalTransport) -> None:
         """Join the participant the claims name to room_name and serve it until its session ends.
@@ -76,6 +84,7 @@ class SessionHost:
         limits = self._node.config.limits
         queue = ResponseQueue(limits.signal_queue_size)
         sink = QueueSink(queue)
+        data_codec = self._data_codec(join.data_format)
         room = self._node.room_for_join(room_name)
         grant = claims.video
         participant = room.join(
@@ -86,6 +95,7 @@ class SessionHost:
             auto_subscribe=not join.disable_auto_subscribe,
             sink=sink,
             attributes=claims.attributes,
+            data_codec=data_codec,
         )
         try:
             await asyncio.wait_for(transport.write(self._join_response(room, participant)), limits.signal_write_timeout)
@@ -112,6 +122,19 @@ class SessionHost:
             lambda reason: room.remove_participant(participant, reason),
             f"participant {participant.identity}",
         )
+
+    def _data_codec(self, data_format: str) -> DataCodec | None:
+        """The codec a join names; None for a client that uses no data channels.
+
+        Raises:
+            RequestError: INVALID_ARGUMENT for a framing this node does not know.
+        """
+        if not data_format:
+            return None
+        codec = self._data_codecs.get(data_format)
+        if codec is None:
+            raise RequestError(ErrorCode.INVALID_ARGUMENT, f"unknown data_format {data_format!r}; known: {sorted(self._data_codecs)}")
+        return codec
 
     def _join_response(self, room: Room, participant: Participant) -> signal_pb2.SignalResponse:
         node_id = self._node.context.node_id

@@ -17,6 +17,7 @@ from mediapod import auth
 from mediapod.protocol import signal_pb2
 from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.signal.access import authenticate, check_room_join
+from mediapod.signal.livekit.data_codec import FORMAT as DATA_FORMAT
 
 # The HTTP status LiveKit answers for each refusal; a refused token is 401 whatever the reason.
 _HTTP_STATUS = {
@@ -43,7 +44,9 @@ class ConnectParams:
 
     def join_request(self) -> signal_pb2.JoinRequest:
         """The JoinRequest our session layer reads first, as a gRPC client would send it."""
-        return signal_pb2.JoinRequest(token=self.token, room=self.room, disable_auto_subscribe=not self.auto_subscribe)
+        return signal_pb2.JoinRequest(
+            token=self.token, room=self.room, disable_auto_subscribe=not self.auto_subscribe, data_format=DATA_FORMAT
+        )
 
 
 def connect_params(headers: Mapping[str, str], query: Mapping[str, str]) -> ConnectParams:
