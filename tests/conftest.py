@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from livekit import api
 from redis.asyncio import Redis
 
+from mediapod.config import DEV_API_KEY, DEV_API_SECRET
 from tests.support.mediapod_process import MediaPodProcess
 from tests.support.redis_server import RedisServer
 
@@ -34,3 +36,11 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_server.url, socket_timeout=2)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def livekit_api(media_pod: MediaPodProcess) -> AsyncIterator[api.LiveKitAPI]:
+    """LiveKit's own server SDK (livekit-api) pointed at the media pod, with the dev key."""
+    lkapi = api.LiveKitAPI(media_pod.http_url, DEV_API_KEY, DEV_API_SECRET, failover=False)
+    yield lkapi
+    await lkapi.aclose()

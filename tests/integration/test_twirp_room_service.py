@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 from aiortc.mediastreams import AudioStreamTrack
 from livekit import api
@@ -21,18 +19,10 @@ from livekit.protocol import models as lk_models
 
 from mediapod import client
 from mediapod.auth import AccessToken, VideoGrant
-from mediapod.config import DEV_API_KEY, DEV_API_SECRET
+from mediapod.config import DEV_API_KEY
 from mediapod.protocol import signal_pb2
 from tests.support.mediapod_process import MediaPodProcess
-
-PATH = "/twirp/livekit.RoomService/"
-
-
-@pytest.fixture
-async def livekit_api(media_pod: MediaPodProcess) -> AsyncIterator[api.LiveKitAPI]:
-    lkapi = api.LiveKitAPI(media_pod.http_url, DEV_API_KEY, DEV_API_SECRET, failover=False)
-    yield lkapi
-    await lkapi.aclose()
+from tests.support.twirp import post
 
 
 def got_room_update(session: client.Session, metadata: str) -> bool:
@@ -110,13 +100,6 @@ async def test_every_room_service_method_through_livekit_api_has_its_effect(
         await alice.close()
     for method in ("CreateRoom", "UpdateParticipant", "SendData", "DeleteRoom"):
         assert media_pod.metric("switchboard_twirp_calls_total", method=method, code="ok") >= 1
-
-
-async def post(pod: MediaPodProcess, method: str, body: bytes, content_type: str, token: str) -> tuple[int, dict[str, object]]:
-    headers = {"Content-Type": content_type, "Authorization": f"Bearer {token}"}
-    async with aiohttp.ClientSession() as http:
-        async with http.post(pod.http_url.rstrip("/") + PATH + method, data=body, headers=headers) as response:
-            return response.status, await response.json(content_type=None)
 
 
 async def test_json_calls_and_bad_requests_get_twirp_answers(media_pod: MediaPodProcess) -> None:

@@ -124,3 +124,33 @@ async def _feed_pattern(video: rtc.VideoSource) -> None:
         video.capture_frame(rtc.VideoFrame(width, height, rtc.VideoBufferType.RGBA, rgba.astype(np.uint8).tobytes()))
         n += 1
         await asyncio.sleep(0.04)
+
+
+@dataclass(frozen=True)
+class ReceivedData:
+    """One data packet as the SDK's data_received reports it."""
+
+    payload: bytes
+    topic: str
+    sender: str  # the sending participant's identity; "" from the server API
+    reliable: bool
+
+
+class DataInbox:
+    """Every data packet one rtc.Room receives, in order."""
+
+    def __init__(self, room: rtc.Room) -> None:
+        self.packets: list[ReceivedData] = []
+        room.on("data_received", self._on_data)
+
+    def _on_data(self, packet: rtc.DataPacket) -> None:
+        sender = packet.participant.identity if packet.participant is not None else ""
+        reliable = packet.kind == rtc.DataPacketKind.KIND_RELIABLE
+        self.packets.append(ReceivedData(packet.data, packet.topic or "", sender, reliable))
+
+    async def wait_for(self, count: int, within: float) -> list[ReceivedData]:
+        """The packets received once there are count of them, or when within seconds have passed."""
+        deadline = asyncio.get_running_loop().time() + within
+        while len(self.packets) < count and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        return list(self.packets)

@@ -23,6 +23,12 @@ from mediapod.signal.decoding import UndecodableRequest
 from mediapod.signal.livekit import models
 from mediapod.signal.status import error_code
 
+# LiveKit's SDKs turn features on by the server version they are told: RPC
+# needs 1.8.0 or later (the SDKs refuse perform_rpc below it). A LiveKit
+# client is told the LiveKit release whose client-facing protocol this front
+# end serves; our own version travels beside it in ServerInfo.debug_info.
+LIVEKIT_VERSION = "1.8.0"
+
 # Refused requests whose body a RequestResponse can echo, remembered this many at a time.
 _REMEMBERED_REQUESTS = 64
 
@@ -58,7 +64,7 @@ class Unsupported:
 class ServerSettings:
     """What a LiveKit JoinResponse says beyond our own: keepalive timing and who the server is."""
 
-    version: str
+    version: str             # ours (switchboard's), not the LiveKit version we speak
     ping_interval: int = 5   # seconds between the client's pings; 0 would crash LiveKit's Rust core
     ping_timeout: int = 15   # seconds without a pong after which the client reconnects
     region: str = ""
@@ -175,12 +181,13 @@ class LiveKitTranslator:
             room=models.room(join.room),
             participant=models.participant(join.participant),
             other_participants=[models.participant(p) for p in join.other_participants],
-            server_version=settings.version,
+            server_version=LIVEKIT_VERSION,
             server_info=lk_models.ServerInfo(
                 edition=lk_models.ServerInfo.Standard,
-                version=settings.version,
+                version=LIVEKIT_VERSION,
                 node_id=join.node_id,
                 region=settings.region,
+                debug_info=f"switchboard {settings.version}",
             ),
             server_region=settings.region,
             # We answer the publisher PeerConnection: the client negotiates it
