@@ -37,6 +37,7 @@ from mediapod.signal.stream import (
     next_request,
     serve_stream,
 )
+from mediapod.signal.trickle import check_candidate_init
 
 log = logging.getLogger(__name__)
 
@@ -180,9 +181,7 @@ async def dispatch(participant: Participant, sink: QueueSink, request: signal_pb
     elif kind == "subscription":
         participant.update_subscriptions(list(request.subscription.track_sids), request.subscription.subscribe)
     elif kind == "trickle":
-        # Our transport is ICE-lite: the client's checks reveal its addresses,
-        # so its candidates need no processing.
-        pass
+        check_candidate_init(request.trickle.candidate_init)  # checked, then unused: we are ICE-lite
     elif kind == "ping":
         sink.send_pong(request.ping.timestamp)
     elif kind == "join":

@@ -114,9 +114,19 @@ async def test_track_settings_and_trickle_are_taken_without_an_answer(node: Medi
     session = Session(node)
     await session.joined()
     session.client.request(track_settings=signal_pb2.UpdateTrackSettings(track_sids=[], width=320, height=180))
-    session.client.request(trickle=signal_pb2.TrickleRequest(candidate_init='{"candidate":"garbage"}'))
+    candidate = '{"candidate":"candidate:1 1 udp 2122260223 192.168.1.7 46243 typ host","sdpMid":"0"}'
+    session.client.request(trickle=signal_pb2.TrickleRequest(candidate_init=candidate))
     await session.ask("pong", ping=signal_pb2.Ping(timestamp=2))
     assert session.client.kinds() == ["join", "pong"]
+
+
+async def test_a_garbage_trickle_is_refused_and_the_session_stays_up(node: MediaNode) -> None:
+    session = Session(node)
+    await session.joined()
+    garbage = signal_pb2.TrickleRequest(candidate_init='{"candidate":"garbage"}')
+    error = (await session.ask("error", 9, trickle=garbage)).error
+    assert error.code == status_number(ErrorCode.INVALID_ARGUMENT) and "candidateInit" in error.message
+    assert (await session.ask("pong", ping=signal_pb2.Ping(timestamp=3))).pong.last_ping_timestamp == 3
 
 
 async def test_a_pending_track_over_the_limit_is_refused_as_resource_exhausted() -> None:
