@@ -8,6 +8,7 @@ libwebrtc) with tokens from `livekit-api`; what they decode is the oracle.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from datetime import timedelta
@@ -29,12 +30,14 @@ from tests.support.livekit_sdk import (
     TONE_RMS_THRESHOLD,
     DataInbox,
     ReceivedData,
+    RoomEvents,
     SdkClient,
     sdk_token,
     ws_url,
 )
 from tests.support.mediapod_process import MediaPodProcess
 from tests.support.peers import count_frames
+from tests.support.twirp import post
 
 FRAMES = {"audio": 200, "video": 50}
 RECEIVE_WITHIN = 10.0
@@ -238,3 +241,85 @@ async def test_item7_bad_tokens_get_401_and_a_publish_without_can_publish_fails(
     finally:
         denied_publish.cancel()
         await listener.close()
+
+
+async def test_item5_room_service_methods_through_livekit_api_with_their_effects(
+    media_pod: MediaPodProcess, livekit_api: api.LiveKitAPI
+) -> None:
+    """Every RoomService method through livekit-api; each effect is judged by the events of connected SDK clients.
+
+    Metadata and attribute updates must reach the others (the SDK's
+    participant_metadata_changed, participant_attributes_changed,
+    room_metadata_changed), a mute reaches Bob as track_muted, an
+    unsubscription stops the tone Bob decodes and a resubscription brings it
+    back, a removed participant gets disconnected with LiveKit's
+    reason, and DeleteRoom disconnects everyone left. ListParticipants also
+    goes once in JSON, as a client without livekit-api would call it.
+    """
+    rooms, name = livekit_api.room, "lk-admin"
+    created = await rooms.create_room(api.CreateRoomRequest(name=name, metadata="first", empty_timeout=30))
+    assert (created.name, created.metadata, created.empty_timeout) == (name, "first", 30)
+    assert [r.name for r in (await rooms.list_rooms(api.ListRoomsRequest(names=[name]))).rooms] == [name]
+
+    alice, bob = SdkClient(), SdkClient()
+    names = ("participant_metadata_changed", "participant_attributes_changed", "room_metadata_changed", "track_muted",
+             "track_subscribed", "participant_disconnected", "disconnected")  # fmt: skip
+    seen_by = {"alice": RoomEvents(alice.room, *names), "bob": RoomEvents(bob.room, *names)}
+    try:
+        await alice.connect(media_pod.http_url, sdk_token(name, "alice"))
+        await bob.connect(media_pod.http_url, sdk_token(name, "bob"))
+        await alice.publish(video=False)
+        await seen_by["bob"].wait_for("track_subscribed", within=10)
+        [track_sid] = alice.room.local_participant.track_publications
+
+        listed = await rooms.list_participants(api.ListParticipantsRequest(room=name))
+        assert sorted(p.identity for p in listed.participants) == ["alice", "bob"]
+        got = await rooms.get_participant(api.RoomParticipantIdentity(room=name, identity="alice"))
+        assert (got.sid, [t.sid for t in got.tracks]) == (alice.room.local_participant.sid, [track_sid])
+        status, body = await post(media_pod, "ListParticipants", json.dumps({"room": name}).encode(), "application/json",
+                                  media_pod.admin_token(name))  # fmt: skip
+        assert status == 200 and sorted(p["identity"] for p in body["participants"]) == ["alice", "bob"]  # type: ignore[union-attr]
+
+        await rooms.update_participant(
+            api.UpdateParticipantRequest(room=name, identity="alice", metadata="on stage", attributes={"role": "host"})
+        )
+        await seen_by["bob"].wait_for("participant_metadata_changed", lambda p, old, new: (p.identity, new) == ("alice", "on stage"))
+        await seen_by["bob"].wait_for("participant_attributes_changed", lambda changed, p: dict(changed) == {"role": "host"})
+        await rooms.update_room_metadata(api.UpdateRoomMetadataRequest(room=name, metadata="agenda"))
+        for client_events in seen_by.values():
+            await client_events.wait_for("room_metadata_changed", lambda old, new: new == "agenda")
+
+        # LiveKit's SDK raises no event when the server unsubscribes it; what it decodes shows the effect.
+        await wait_for_frames(bob, FRAMES["audio"], 0, RECEIVE_WITHIN)
+        await rooms.update_subscriptions(
+            api.UpdateSubscriptionsRequest(room=name, identity="bob", track_sids=[track_sid], subscribe=False)
+        )
+        await asyncio.sleep(0.5)
+        tone_before = bob.reception.tone_frames
+        await asyncio.sleep(1.0)
+        assert bob.reception.tone_frames - tone_before < 10, "Bob still decodes Alice's tone after UpdateSubscriptions(False)"
+        await rooms.update_subscriptions(
+            api.UpdateSubscriptionsRequest(room=name, identity="bob", track_sids=[track_sid], subscribe=True)
+        )
+        await wait_for_frames(bob, tone_before + FRAMES["audio"], 0, RECEIVE_WITHIN)
+        assert bob.reception.tone_frames >= tone_before + FRAMES["audio"], "Bob's resubscription brought no tone back"
+
+        await rooms.mute_published_track(api.MuteRoomTrackRequest(room=name, identity="alice", track_sid=track_sid, muted=True))
+        await seen_by["bob"].wait_for("track_muted", lambda p, publication: publication.sid == track_sid)
+
+        inbox = DataInbox(bob.room)
+        await rooms.send_data(api.SendDataRequest(room=name, data=b"hello", topic="chat", destination_identities=["bob"]))
+        assert await inbox.wait_for(1, within=5) == [ReceivedData(b"hello", "chat", "", reliable=True)]
+
+        await rooms.remove_participant(api.RoomParticipantIdentity(room=name, identity="bob"))
+        [reason] = await seen_by["bob"].wait_for("disconnected")
+        assert reason == rtc.DisconnectReason.PARTICIPANT_REMOVED
+        await seen_by["alice"].wait_for("participant_disconnected", lambda p: p.identity == "bob")
+
+        await rooms.delete_room(api.DeleteRoomRequest(room=name))
+        [reason] = await seen_by["alice"].wait_for("disconnected")
+        assert reason == rtc.DisconnectReason.ROOM_DELETED
+        assert not (await rooms.list_rooms(api.ListRoomsRequest(names=[name]))).rooms
+    finally:
+        await alice.close()
+        await bob.close()

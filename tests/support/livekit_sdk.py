@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -154,3 +155,27 @@ class DataInbox:
         while len(self.packets) < count and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
         return list(self.packets)
+
+
+class RoomEvents:
+    """The named events one rtc.Room emits, in order, each as (name, its arguments)."""
+
+    def __init__(self, room: rtc.Room, *names: str) -> None:
+        self.seen: list[tuple[str, tuple[object, ...]]] = []
+        for name in names:
+            room.on(name, lambda *args, name=name: self.seen.append((name, args)))
+
+    async def wait_for(self, name: str, matches: Callable[..., bool] = lambda *_: True, within: float = 5.0) -> tuple[object, ...]:
+        """The arguments of the first name event they match, waiting up to within seconds.
+
+        Raises:
+            TimeoutError: no such event came.
+        """
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            for seen, args in self.seen:
+                if seen == name and matches(*args):
+                    return args
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"no matching {name!r} event within {within} s; saw {[n for n, _ in self.seen]}")
+            await asyncio.sleep(0.05)

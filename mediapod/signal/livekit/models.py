@@ -62,6 +62,7 @@ def participant(ours: models_pb2.ParticipantInfo) -> lk.ParticipantInfo:
         state=ours.state,  # the same numbers: JOINING, JOINED, ACTIVE, DISCONNECTED
         tracks=[track(t) for t in ours.tracks],
         metadata=ours.metadata,
+        attributes=dict(ours.attributes),
         joined_at=ours.joined_at,
         joined_at_ms=ours.joined_at * 1000,
         is_publisher=ours.is_publisher,
