@@ -13,6 +13,7 @@ import pytest
 
 from mediapod.config import LimitsConfig
 from mediapod.protocol import models_pb2, signal_pb2
+from mediapod.rtc.data import RawDataCodec
 from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.node import MediaNode
 from mediapod.rtc.participant import LeaveReason, Permission
@@ -233,3 +234,12 @@ async def test_the_first_request_must_be_a_join() -> None:
         await read_join(client)
     client.request(join=signal_pb2.JoinRequest(token="t", room="r"))
     assert (await read_join(client)).room == "r"
+
+
+async def test_a_join_naming_a_data_format_this_node_does_not_know_is_refused_before_joining(node: MediaNode) -> None:
+    client = FakeTransport()
+    join = signal_pb2.JoinRequest(data_format="carrier-pigeon")
+    with pytest.raises(RequestError) as refused:
+        await SessionHost(node, data_codecs={"raw": RawDataCodec()}).serve(join, claims("alice"), "room", client)
+    assert refused.value.code == ErrorCode.INVALID_ARGUMENT and "carrier-pigeon" in refused.value.message
+    assert client.taken == [] and "room" not in node.rooms
