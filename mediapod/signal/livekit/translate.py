@@ -199,8 +199,10 @@ class LiveKitTranslator:
         )
 
     def _refusal(self, error: signal_pb2.ErrorResponse) -> lk.RequestResponse:
+        # request_id is the client's own id, which only some requests carry
+        # (UpdateParticipantMetadata); ours would resolve an unrelated pending
+        # request in the SDK. The echoed request says what was refused.
         refusal = lk.RequestResponse(
-            request_id=error.request_id,
             reason=_REFUSALS.get(error_code(error.code), lk.RequestResponse.UNCLASSIFIED_ERROR),
             message=error.message,
         )
