@@ -26,6 +26,7 @@ from mediapod import client
 from mediapod.client import RemoteTrack
 from mediapod.config import DEV_API_KEY, DEV_API_SECRET
 from tests.support.audio import ToneTrack
+from tests.support.bystander import Bystander
 from tests.support.livekit_sdk import (
     TONE_RMS_THRESHOLD,
     DataInbox,
@@ -323,3 +324,81 @@ async def test_item5_room_service_methods_through_livekit_api_with_their_effects
     finally:
         await alice.close()
         await bob.close()
+
+
+async def closed_with(http_url: str, token: str, frame: bytes | str) -> tuple[int | None, str]:
+    """Join, send one bad frame, and return the close code and reason the server ends the socket with."""
+    async with aiohttp.ClientSession() as http, http.ws_connect(ws_url(http_url) + "/rtc", params={"access_token": token}) as ws:
+        assert lk.SignalResponse.FromString(await ws.receive_bytes(timeout=5)).WhichOneof("message") == "join"
+        await (ws.send_str(frame) if isinstance(frame, str) else ws.send_bytes(frame))
+        while (message := await ws.receive(timeout=5)).type == aiohttp.WSMsgType.BINARY:
+            pass  # participant updates and the like, sent before the close
+        assert message.type == aiohttp.WSMsgType.CLOSE, message
+        return ws.close_code, message.extra or ""
+
+
+async def refusals_for(ws: aiohttp.ClientWebSocketResponse, requests: list[lk.SignalRequest]) -> list[lk.RequestResponse]:
+    """Send requests, then a ping; the RequestResponses that came before its pong (the socket is still served)."""
+    for request in requests:
+        await ws.send_bytes(request.SerializeToString())
+    await ws.send_bytes(lk.SignalRequest(ping_req=lk.Ping(timestamp=77)).SerializeToString())
+    refusals = []
+    while (response := lk.SignalResponse.FromString(await ws.receive_bytes(timeout=10))).WhichOneof("message") != "pong_resp":
+        if response.WhichOneof("message") == "request_response":
+            refusals.append(response.request_response)
+    assert response.pong_resp.last_ping_timestamp == 77
+    return refusals
+
+
+async def test_item8_bad_websocket_input_gets_close_codes_or_refusals_counted_and_others_media_flows(
+    media_pod: MediaPodProcess,
+) -> None:
+    """Malformed protobuf (1007), a text frame (1003) and a frame over 1 MiB (1009) close the socket with a reason;
+    a garbage offer sent before the join response, and 1,000 garbage trickles, are refused one by one with LiveKit's
+    RequestResponse (INVALID_REQUEST, the request echoed) and the socket stays up. Every case moves
+    switchboard_signal_errors, and a bystander room's video keeps decoding throughout.
+
+    LiveKit joins at connect, so no request can precede the join: an offer
+    sent before the join response arrives is taken after the join, and a bad
+    one is refused (LiveKit only logs it; a refusal tells the client why).
+    """
+    room = "lk-abuse"
+
+    def errors(reason: str) -> float:
+        return media_pod.metric("switchboard_signal_errors_total", frontend="livekit", reason=reason)
+
+    async with Bystander(media_pod) as bystander:
+        assert bystander.frames is not None
+        before = {reason: errors(reason) for reason in ("malformed_message", "text_frame", "frame_too_large", "request_refused")}
+        started, frames_before = time.monotonic(), len(bystander.frames.frames)
+
+        code, reason = await closed_with(media_pod.http_url, sdk_token(room, "m1"), b"\x0a\xff\xff\xff\xff")
+        assert (code, "could not be decoded" in reason) == (1007, True), (code, reason)
+        code, reason = await closed_with(media_pod.http_url, sdk_token(room, "m2"), '{"offer": {}}')
+        assert (code, "text frame" in reason) == (1003, True), (code, reason)
+        code, reason = await closed_with(media_pod.http_url, sdk_token(room, "m3"), b"\x00" * (1024 * 1024 + 1))
+        assert code == 1009, (code, reason)
+
+        url = ws_url(media_pod.http_url) + "/rtc"
+        async with aiohttp.ClientSession() as http, http.ws_connect(url, params={"access_token": sdk_token(room, "m4")}) as ws:
+            # Sent at once, before the join response is read.
+            await ws.send_bytes(lk.SignalRequest(offer=lk.SessionDescription(type="offer", sdp="not an sdp", id=1)).SerializeToString())
+            assert lk.SignalResponse.FromString(await ws.receive_bytes(timeout=5)).WhichOneof("message") == "join"
+            [offer_refusal] = await refusals_for(ws, [])
+            assert offer_refusal.reason == lk.RequestResponse.INVALID_REQUEST and offer_refusal.message, offer_refusal
+
+            garbage = [lk.SignalRequest(trickle=lk.TrickleRequest(candidateInit=f'{{"candidate":"x{i}"}}')) for i in range(1000)]
+            refusals = await refusals_for(ws, garbage)
+        assert len(refusals) == 1000
+        assert {(r.reason, "candidateInit" in r.message) for r in refusals} == {(lk.RequestResponse.INVALID_REQUEST, True)}
+        # A flood outruns the translator's memory of what it refused: the newest are echoed, all are refused.
+        echoed = [r.trickle.candidateInit for r in refusals if r.HasField("trickle")]
+        assert echoed[-1] == garbage[-1].trickle.candidateInit and set(echoed) <= {g.trickle.candidateInit for g in garbage}
+
+        moved = {reason: errors(reason) - count for reason, count in before.items()}
+        assert moved == {"malformed_message": 1, "text_frame": 1, "frame_too_large": 1, "request_refused": 1001}, moved
+        await asyncio.sleep(max(0.0, started + 2.0 - time.monotonic()))  # watch the aftermath too
+        ended = time.monotonic()
+        arrivals = [at for at, _, _ in bystander.frames.between(started, ended)]
+        assert len(bystander.frames.frames) - frames_before >= 25 * (ended - started) * 0.8, "the bystander's video slowed"
+        assert max(b - a for a, b in zip([started, *arrivals], [*arrivals, ended], strict=True)) < 0.5, "a gap in the bystander's video"
