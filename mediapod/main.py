@@ -6,6 +6,7 @@ import asyncio
 import errno
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -74,13 +75,16 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
     http.add_routes(TwirpRoomService(cluster.rooms if cluster else local_rooms, verifier, node.context.counters).routes())
     http_port = await http.start()
 
-    server = grpc.aio.server()
+    # No SO_REUSEPORT: with it (gRPC's default on Linux) a second pod on the
+    # same port would start and share the first one's connections.
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     add_signal_service(SignalServicer(gateway).Connect, server)
     room_servicer = RoomServicer(cluster.rooms if cluster else local_rooms, verifier)
     room_service_pb2_grpc.add_RoomServiceServicer_to_server(room_servicer, server)
     try:
+        _check_free(config.grpc_host, config.grpc_port)
         grpc_port = server.add_insecure_port(f"{config.grpc_host}:{config.grpc_port}")
-    except RuntimeError:
+    except (RuntimeError, PortInUse):
         await http.stop()
         raise PortInUse(errno.EADDRINUSE, f"gRPC port {config.grpc_host}:{config.grpc_port} is already in use") from None
     await server.start()
@@ -107,6 +111,22 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
         await http.stop()
         if cluster:
             await cluster.close()
+
+
+def _check_free(host: str, port: int) -> None:
+    """Raise PortInUse if host:port is taken, so gRPC's core never logs its own multi-line bind failure.
+
+    Raises:
+        PortInUse: another socket holds the port.
+    """
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(exc.errno, f"gRPC port {host}:{port} is already in use") from None
+            raise
 
 
 def print_banner(config: MediaConfig, http_port: int, grpc_port: int, udp_port: int, metrics_port: int) -> None:

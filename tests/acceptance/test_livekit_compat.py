@@ -10,8 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
+import signal
+import subprocess
+import sys
 import time
+import urllib.parse
+import urllib.request
 from datetime import timedelta
+from pathlib import Path
 
 import aiohttp
 import numpy as np
@@ -37,6 +44,9 @@ from tests.support.livekit_sdk import (
     ws_url,
 )
 from tests.support.mediapod_process import MediaPodProcess
+from tests.support import readme
+from tests.support.first_hour import VENV_BIN, busy_port_errors, sbctl_join
+from tests.support.first_hour import dev_pod as first_hour_dev_pod
 from tests.support.peers import count_frames
 from tests.support.twirp import post
 
@@ -402,3 +412,71 @@ async def test_item8_bad_websocket_input_gets_close_codes_or_refusals_counted_an
         arrivals = [at for at, _, _ in bystander.frames.between(started, ended)]
         assert len(bystander.frames.frames) - frames_before >= 25 * (ended - started) * 0.8, "the bystander's video slowed"
         assert max(b - a for a, b in zip([started, *arrivals], [*arrivals, ended], strict=True)) < 0.5, "a gap in the bystander's video"
+
+
+async def test_sbctl_room_join_publish_demo_is_decoded_and_heard_by_a_livekit_sdk_client(media_pod: MediaPodProcess) -> None:
+    """``sbctl room join --publish-demo`` (the installed command) publishes bars and a tone a LiveKit SDK client decodes.
+
+    Oracles: the SDK's decoded video frames and the tone's energy in its
+    decoded audio (silence and comfort noise do not count); ``sbctl
+    participant list`` against the same pod shows the demo's two tracks; on
+    Ctrl-C sbctl leaves and the SDK sees it go.
+    """
+    room, sdk = "lk-sbctl-demo", SdkClient()
+    events = RoomEvents(sdk.room, "participant_disconnected")
+    try:
+        with sbctl_join("sbctl room join", room, "--publish-demo", "--identity", "demo", "--url", media_pod.grpc_target) as (demo, _):
+            await sdk.connect(media_pod.http_url, sdk_token(room, "watcher"))
+            await wait_for_frames(sdk, FRAMES["audio"], FRAMES["video"], RECEIVE_WITHIN)
+            listing = await asyncio.to_thread(
+                subprocess.run, [str(VENV_BIN / "sbctl"), "participant", "list", room, "--url", media_pod.grpc_target],
+                capture_output=True, text=True, timeout=20,
+            )
+            demo.send_signal(signal.SIGINT)
+            exit_status = await asyncio.to_thread(demo.wait, 10)
+            [gone] = await events.wait_for("participant_disconnected", within=5)
+    finally:
+        await sdk.close()
+
+    assert sorted(sdk.reception.subscribed) == [("demo", "audio"), ("demo", "video")], sdk.reception
+    assert sdk.reception.video_frames >= FRAMES["video"], sdk.reception
+    assert sdk.reception.tone_frames >= FRAMES["audio"], sdk.reception
+    demo_row = next(line.split() for line in listing.stdout.splitlines() if line.startswith("demo "))
+    assert sorted(track.split(":")[0] for track in demo_row[3:]) == ["audio", "video"], listing.stdout
+    assert (exit_status, gone.identity) == (0, "demo")
+
+
+def test_item11_readme_first_hour_dev_command_demo_page_sbctl_livekit_snippet_and_busy_ports(tmp_path: Path) -> None:
+    """The README's first hour, followed as written: its first command (with free ports, passed through as it
+    says flags are), the demo page it names, ``.venv/bin/sbctl room join ... --publish-demo`` watched by the
+    README's own LiveKit SDK snippet, and a one-line error naming each busy port.
+
+    Oracles: the snippet's own output (the SDK's decoder counts the frames and
+    reports their size), the pod's HTTP answer for the page, the exit status
+    and stderr of a pod whose port is taken. The first command runs in this
+    checkout (its install step is idempotent), not in a fresh clone.
+    """
+    assert "Extra flags go to `switchboard-media`" in " ".join(readme.text().split()), "the port flags below rely on it"
+    join_command = readme.inline_command(".venv/bin/sbctl room join")
+    snippet = readme.python_block_with("from livekit import")
+    assert "ws://127.0.0.1:7880" in snippet and "http://127.0.0.1:7880/" in readme.text()
+
+    with first_hour_dev_pod(readme.first_commands()[0], tmp_path / "dev.log") as pod:
+        page = urllib.request.urlopen(pod.demo_page, timeout=10)
+        assert (page.status, urllib.parse.urlsplit(pod.demo_page).path) == (200, "/")
+        assert page.headers.get_content_type() == "text/html"
+        with sbctl_join(join_command, "--url", pod.grpc_target) as (_, said):
+            publisher = said[0].split(" as ")[1].split(";")[0]
+            watcher = subprocess.run(
+                [sys.executable, "-c", snippet.replace("ws://127.0.0.1:7880", ws_url(pod.http_url))],
+                capture_output=True, text=True, timeout=60,
+            )
+
+    assert watcher.returncode == 0, watcher.stderr[-3000:]
+    decoded = re.search(r"decoded (\d+) frames of (\d+)x(\d+) video from (\S+)", watcher.stdout)
+    assert decoded, watcher.stdout
+    assert (int(decoded[1]), int(decoded[2]), int(decoded[3]), decoded[4]) == (100, 640, 480, publisher), watcher.stdout
+
+    for flag, (port, status, stderr) in busy_port_errors().items():
+        assert status == 1 and len(stderr.strip().splitlines()) == 1, (flag, status, stderr)
+        assert f":{port} is already in use" in stderr, (flag, stderr)
