@@ -117,7 +117,7 @@ async def _feed_tone(audio: rtc.AudioSource) -> None:
 
 async def _feed_pattern(video: rtc.VideoSource) -> None:
     width, height = VIDEO_SIZE
-    ramp = np.add.outer(np.arange(height), np.arange(width)).astype(np.uint8)
+    ramp = np.add.outer(np.arange(height), np.arange(width))
     n = 0
     while True:
         shade = (ramp + n) % 256
