@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from mediapod import auth
 from mediapod.cluster import Cluster
 from mediapod.config import DEV_API_KEY, DEV_API_SECRET, ConfigError, MediaConfig, load_config
+from mediapod.http.dev_page import DevPage
 from mediapod.http.server import HttpServer, PortInUse
 from mediapod.metrics import MediaCollector, computed_on_loop, serve_metrics
 from mediapod.protocol import room_service_pb2_grpc
@@ -73,6 +74,8 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
     livekit = LiveKitSignaling(gateway, verifier, node.context.counters, ServerSettings(SERVER_VERSION, region=config.region))
     http.add_routes(livekit.routes())
     http.add_routes(TwirpRoomService(cluster.rooms if cluster else local_rooms, verifier, node.context.counters).routes())
+    if config.dev:  # the demo page mints tokens for anyone: never outside --dev
+        http.add_routes(DevPage(*next(iter(config.keys.items()))).routes())
     http_port = await http.start()
 
     # No SO_REUSEPORT: with it (gRPC's default on Linux) a second pod on the
@@ -141,6 +144,7 @@ def print_banner(config: MediaConfig, http_port: int, grpc_port: int, udp_port: 
     ]
     if config.dev:
         lines += [
+            f"  demo page:         http://{config.http_host}:{http_port}/  (dev mode only)",
             f"  API key / secret:  {DEV_API_KEY} / {DEV_API_SECRET}  (dev mode: do not expose this pod)",
             f"  a token:           sbctl token create --api-key {DEV_API_KEY} --api-secret {DEV_API_SECRET} "
             "--room my-room --identity me",

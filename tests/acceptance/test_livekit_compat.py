@@ -34,6 +34,7 @@ from mediapod.client import RemoteTrack
 from mediapod.config import DEV_API_KEY, DEV_API_SECRET
 from tests.support.audio import ToneTrack
 from tests.support.bystander import Bystander
+from tests.support.livekit_browser import LiveKitBrowser
 from tests.support.livekit_sdk import (
     TONE_RMS_THRESHOLD,
     DataInbox,
@@ -412,6 +413,122 @@ async def test_item8_bad_websocket_input_gets_close_codes_or_refusals_counted_an
         arrivals = [at for at, _, _ in bystander.frames.between(started, ended)]
         assert len(bystander.frames.frames) - frames_before >= 25 * (ended - started) * 0.8, "the bystander's video slowed"
         assert max(b - a for a, b in zip([started, *arrivals], [*arrivals, ended], strict=True)) < 0.5, "a gap in the bystander's video"
+
+
+# Mean power (totalAudioEnergy per second, Chromium's getStats) of the SDK's tone is about 0.03; silence is ~0.
+TONE_POWER = 0.005
+
+
+async def test_item2_livekit_client_in_chromium_publishes_simulcast_and_plays_with_the_python_sdk(media_pod: MediaPodProcess) -> None:
+    """livekit-client in headless Chromium: page 1 publishes the fake camera in simulcast (q and h) and microphone;
+    page 2, another browser context, plays them; a Python SDK client decodes the browser's media and the
+    browser decodes the SDK's.
+
+    Oracles: the browser's own getStats (framesDecoded, frameWidth, audio
+    energy) and its <video> element's videoWidth; the SDK's decoded frames.
+    Chromium's fake microphone beeps briefly twice a second, so the SDK
+    counts frames carrying that beep's energy, not silence.
+    """
+    room, url = "lk-browser", ws_url(media_pod.http_url)
+    sdk = SdkClient()
+    async with LiveKitBrowser(media_pod.http_url) as browser:
+        publisher, viewer = await browser.page(), await browser.page()
+        try:
+            await publisher.join(url, sdk_token(room, "chrome-pub"))
+            rids = await publisher.publish(640, 360)
+            await viewer.join(url, sdk_token(room, "chrome-view"))
+            await sdk.connect(media_pod.http_url, sdk_token(room, "py"))
+            await sdk.publish(video=True)
+
+            video = await viewer.wait_for_inbound("chrome-pub", "video", "framesDecoded", FRAMES["video"], 15)
+            audio = await viewer.wait_for_inbound("chrome-pub", "audio", "totalSamplesDuration", 2.0, 5)
+            from_sdk_video = await publisher.wait_for_inbound("py", "video", "framesDecoded", FRAMES["video"], 10)
+            from_sdk_audio = await publisher.wait_for_inbound("py", "audio", "totalSamplesDuration", 2.0, 5)
+            await wait_for_frames(sdk, 5, FRAMES["video"], RECEIVE_WITHIN)
+            viewer_plays = await viewer.received_kinds()
+        finally:
+            await sdk.close()
+
+    assert rids == ["q", "h"], rids
+    assert viewer_plays == ["chrome-pub/audio", "chrome-pub/video", "py/audio", "py/video"], viewer_plays
+    assert video["framesDecoded"] >= FRAMES["video"] and video["videoWidth"] > 0, video
+    assert audio["totalSamplesDuration"] >= 2.0, audio
+    assert from_sdk_video["framesDecoded"] >= FRAMES["video"] and from_sdk_video["videoWidth"] == 320, from_sdk_video
+    assert from_sdk_audio["totalAudioEnergy"] / from_sdk_audio["totalSamplesDuration"] > TONE_POWER, from_sdk_audio
+    assert sorted(sdk.reception.subscribed) == [("chrome-pub", "audio"), ("chrome-pub", "video")], sdk.reception
+    assert sdk.reception.video_frames >= FRAMES["video"] and sdk.reception.tone_frames >= 5, sdk.reception
+
+
+# The demo page's tiles as the browser plays them: who, whether it is the page's own camera, the <video>'s
+# decoded size, how many frames Chromium presented in it (HTMLVideoElement's own count), and the mean
+# brightness (0-255) of the picture it shows now, read back through a canvas (a black tile has 0).
+_TILES = """() => [...document.querySelectorAll('#tiles figure')].map((tile) => {
+  const video = tile.querySelector('video');
+  if (!video || !video.videoWidth) return {identity: tile.dataset.identity, local: tile.dataset.local === 'true', width: 0, frames: 0, brightness: 0};
+  const canvas = Object.assign(document.createElement('canvas'), {width: video.videoWidth, height: video.videoHeight});
+  const context = canvas.getContext('2d', {willReadFrequently: true});
+  context.drawImage(video, 0, 0);
+  const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+  let sum = 0;
+  for (let i = 0; i < pixels.length; i += 4) sum += pixels[i] + pixels[i + 1] + pixels[i + 2];
+  return {identity: tile.dataset.identity, local: tile.dataset.local === 'true', width: video.videoWidth,
+          frames: video.getVideoPlaybackQuality().totalVideoFrames, brightness: sum / (pixels.length / 4 * 3)};
+})"""
+SCREENSHOT = Path(__file__).resolve().parents[2] / "bench" / "results" / "livekit_demo_page.png"
+
+
+async def test_item9_demo_page_joins_a_room_and_plays_its_own_camera_and_the_sdk_clients_video(
+    media_pod: MediaPodProcess, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Headless Chromium opens the dev pod's demo page at /, picks a room and a name as a person would, and joins
+    where a Python SDK client publishes: both tiles play (the page's own camera and the SDK's 320x240 pattern), each
+    with frames Chromium presented in its <video> and a picture that is not black. A screenshot goes to bench/results/livekit_demo_page.png (the
+    path is printed) for a person to look at.
+
+    The page mints its token at /dev/token, which like / exists only in dev
+    mode: a pod whose config turns dev off (SWITCHBOARD_DEV=false, every other
+    setting as in dev) answers 404 for both.
+    """
+    room = "lk-demo"
+    sdk = SdkClient()
+    await sdk.connect(media_pod.http_url, sdk_token(room, "py-demo"))
+    await sdk.publish(video=True)
+    try:
+        async with LiveKitBrowser(media_pod.http_url) as browser:
+            page = await browser.open(media_pod.http_url + "/", viewport=(1000, 700))
+            await page.fill("input[name=room]", room)
+            await page.fill("input[name=identity]", "visitor")
+            await page.click("form#join button")
+            deadline, tiles = time.monotonic() + 15, []
+            while time.monotonic() < deadline:
+                tiles = sorted(await page.evaluate(_TILES), key=lambda t: t["identity"])
+                if len(tiles) == 2 and all(t["frames"] >= FRAMES["video"] for t in tiles):
+                    break
+                await asyncio.sleep(0.2)
+            status = await page.text_content("#status")
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(SCREENSHOT))
+            print(f"demo page screenshot: {SCREENSHOT.resolve()}")
+            await wait_for_frames(sdk, 0, FRAMES["video"], RECEIVE_WITHIN)
+    finally:
+        await sdk.close()
+
+    assert status == f'In room "{room}" as visitor.', status
+    assert [(t["identity"], t["local"]) for t in tiles] == [("py-demo", False), ("visitor", True)], tiles
+    assert tiles[0]["width"] == 320 and tiles[1]["width"] > 0, tiles
+    assert all(t["frames"] >= FRAMES["video"] and t["brightness"] > 20 for t in tiles), tiles
+    assert sdk.reception.subscribed and sdk.reception.video_frames >= FRAMES["video"], sdk.reception  # the page published
+
+    not_dev = MediaPodProcess(node_id="not-dev", env={"SWITCHBOARD_DEV": "false"}).start(str(tmp_path_factory.mktemp("not-dev")))
+    try:
+        async with aiohttp.ClientSession() as http:
+            for path in ("/", "/dev/token?room=r&identity=i", "/livekit-client.js"):
+                async with http.get(not_dev.http_url + path) as response:
+                    assert response.status == 404, (path, response.status)
+                async with http.get(media_pod.http_url + path) as response:
+                    assert response.status == 200, (path, response.status)
+    finally:
+        not_dev.stop()
 
 
 async def test_sbctl_room_join_publish_demo_is_decoded_and_heard_by_a_livekit_sdk_client(media_pod: MediaPodProcess) -> None:
