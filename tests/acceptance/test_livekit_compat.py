@@ -45,6 +45,8 @@ from tests.support.livekit_sdk import (
     ws_url,
 )
 from tests.support.mediapod_process import MediaPodProcess
+from tests.support.proxied_pods import ProxiedPods
+from tests.support.redis_server import RedisServer
 from tests.support import readme
 from tests.support.first_hour import VENV_BIN, busy_port_errors, sbctl_join
 from tests.support.first_hour import dev_pod as first_hour_dev_pod
@@ -597,3 +599,69 @@ def test_item11_readme_first_hour_dev_command_demo_page_sbctl_livekit_snippet_an
     for flag, (port, status, stderr) in busy_port_errors().items():
         assert status == 1 and len(stderr.strip().splitlines()) == 1, (flag, status, stderr)
         assert f":{port} is already in use" in stderr, (flag, stderr)
+
+
+# Item 10's pods heartbeat every second and count as gone after 3 s: a killed
+# host's room moves on the first join after that, and the SDKs' rejoin takes a
+# few seconds more (measured here: video again about 6 s after the SIGKILL; with
+# a 5 s stale timeout about 11 s, so failover time is stale_timeout plus ~5 s).
+TWO_POD_ROUTING = {
+    "SWITCHBOARD_ROUTING__HEARTBEAT_INTERVAL": "1",
+    "SWITCHBOARD_ROUTING__STALE_TIMEOUT": "3",
+    "SWITCHBOARD_ROOM__DEPARTURE_TIMEOUT": "1",
+}
+RECOVER_WITHIN = 15.0
+
+
+async def media_flows(clients: list[SdkClient], video: int, tone: int, within: float) -> float | None:
+    """Seconds until every client decoded video more frames and tone more frames with the tone's energy; None if not within."""
+    started = time.monotonic()
+    marks = [(c.reception.video_frames, c.reception.tone_frames) for c in clients]
+    while time.monotonic() - started < within:
+        if all(c.reception.video_frames - v >= video and c.reception.tone_frames - t >= tone for c, (v, t) in zip(clients, marks)):
+            return time.monotonic() - started
+        await asyncio.sleep(0.1)
+    return None
+
+
+async def test_item10_two_pods_relayed_and_hosted_sdk_clients_exchange_media_and_recover_from_a_killed_host(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Alice's WebSocket lands on pod-a, Bob's on pod-b (a TCP proxy stands in for the Service); the room lives
+    on one of them, so one client is on its host and the other is relayed over Redis with media straight to the
+    host. Both publish a pattern and a tone and decode each other's. Then the hosting pod is SIGKILLed: the SDKs'
+    resume gets a leave with RECONNECT from the survivor, they rejoin through it, the survivor re-maps the room
+    of the gone node and hosts it, and media flows again within 15 s.
+
+    Oracles: the SDK's decoded frames and tone energy; which pod the proxy
+    connected each WebSocket to; Redis's room_node_map.
+    """
+    room = "lk-two-pods"
+    alice, bob = SdkClient(), SdkClient()
+    async with ProxiedPods(redis_server, tmp_path, ["pod-a", "pod-b"], TWO_POD_ROUTING) as pods:
+        try:
+            landed = {}
+            for sdk, node in ((alice, "pod-a"), (bob, "pod-b")):
+                pods.proxy.preferred, seen = pods.backend(node), len(pods.proxy.connections)
+                await sdk.connect(pods.url, sdk_token(room, node.replace("pod-", "user-")))
+                landed[node] = {pods.node_of(b) for b in pods.proxy.connections[seen:]}
+            host = await pods.host_of(room)
+            assert host in ("pod-a", "pod-b"), f"room_node_map has {host!r} for {room}"
+            await alice.publish(video=True)
+            await bob.publish(video=True)
+            before = await media_flows([alice, bob], FRAMES["video"], FRAMES["audio"], RECEIVE_WITHIN)
+
+            pods.pod(host).kill()
+            seen = len(pods.proxy.connections)
+            after = await media_flows([alice, bob], FRAMES["video"] // 2, FRAMES["audio"] // 2, RECOVER_WITHIN)
+            reconnected_to = {pods.node_of(b) for b in pods.proxy.connections[seen:]}
+            new_host = await pods.host_of(room)
+        finally:
+            await alice.close()
+            await bob.close()
+
+    survivor = "pod-b" if host == "pod-a" else "pod-a"
+    assert landed == {"pod-a": {"pod-a"}, "pod-b": {"pod-b"}}, landed
+    assert before is not None, (alice.reception, bob.reception)
+    assert after is not None, f"no media within {RECOVER_WITHIN} s of killing {host}: {alice.reception}, {bob.reception}"
+    assert (reconnected_to, new_host) == ({survivor}, survivor)
