@@ -14,7 +14,6 @@ import math
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -643,6 +642,7 @@ def test_item11_readme_first_hour_dev_command_demo_page_sbctl_livekit_snippet_an
     assert "Extra flags go to `switchboard-media`" in " ".join(readme.text().split()), "the port flags below rely on it"
     join_command = readme.inline_command(".venv/bin/sbctl room join")
     snippet = readme.python_block_with("from livekit import")
+    run_snippet = readme.inline_command(".venv/bin/python ")
     assert "ws://127.0.0.1:7880" in snippet and "http://127.0.0.1:7880/" in readme.text()
 
     with first_hour_dev_pod(readme.first_commands()[0], tmp_path / "dev.log") as pod:
@@ -651,9 +651,10 @@ def test_item11_readme_first_hour_dev_command_demo_page_sbctl_livekit_snippet_an
         assert page.headers.get_content_type() == "text/html"
         with sbctl_join(join_command, "--url", pod.grpc_target) as (_, said):
             publisher = said[0].split(" as ")[1].split(";")[0]
+            script = tmp_path / run_snippet.split()[-1]
+            script.write_text(snippet.replace("ws://127.0.0.1:7880", ws_url(pod.http_url)))
             watcher = subprocess.run(
-                [sys.executable, "-c", snippet.replace("ws://127.0.0.1:7880", ws_url(pod.http_url))],
-                capture_output=True, text=True, timeout=60,
+                [str(readme.ROOT / run_snippet.split()[0]), str(script)], capture_output=True, text=True, timeout=60,
             )
 
     assert watcher.returncode == 0, watcher.stderr[-3000:]
