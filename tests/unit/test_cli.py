@@ -298,3 +298,13 @@ def test_url_defaults_to_the_dev_pod_or_the_environment(monkeypatch: pytest.Monk
     assert build_parser().parse_args(["room", "list"]).url == DEV_URL == "127.0.0.1:7881"
     monkeypatch.setenv("SWITCHBOARD_URL", "10.0.0.5:7881")
     assert build_parser().parse_args(["participant", "list", "r"]).url == "10.0.0.5:7881"
+
+
+def test_room_join_to_an_unreachable_pod_exits_1_naming_room_address_and_code(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{closed.getsockname()[1]}"
+        status = main(["room", "join", "standup", "--publish-demo", "--url", address])
+
+    assert status == 1
+    assert f"cannot join standup at {address}: UNAVAILABLE" in capsys.readouterr().err
