@@ -151,8 +151,8 @@ async def test_item4_data_reliable_lossy_topic_destinations_and_rpc(media_pod: M
     inbox means the destinations were honoured. An RPC (perform_rpc to a
     method Bob registered) round-trips through the pod's forwarding of RPC
     packets, and the server API's SendData reaches Carol with no sender.
-    The issue also wants the browser (livekit-client) on one side of item 4;
-    that half is not written yet.
+    The browser half (livekit-client on one side) is
+    test_item4_browser_half_data_both_ways_between_livekit_client_and_the_python_sdk.
     """
     room = "lk-data"
     alice, bob, carol = SdkClient(), SdkClient(), SdkClient()
@@ -595,6 +595,50 @@ async def test_item9_demo_page_joins_a_room_and_plays_its_own_camera_and_the_sdk
                     assert response.status == 200, (path, response.status)
     finally:
         not_dev.stop()
+
+
+async def test_item4_browser_half_data_both_ways_between_livekit_client_and_the_python_sdk(media_pod: MediaPodProcess) -> None:
+    """livekit-client in Chromium and the Python SDK exchange reliable and lossy packets addressed to each other, with
+    topics; Carol (another SDK client) gets none of them but does get a broadcast; RPC round-trips both ways.
+
+    The oracles are each SDK's own data events: livekit-client's
+    RoomEvent.DataReceived in the page, the Python SDK's data_received.
+    """
+    room, url = "lk-data-browser", ws_url(media_pod.http_url)
+    py, carol = SdkClient(), SdkClient()
+    inbox = {"py": DataInbox(py.room), "carol": DataInbox(carol.room)}
+    try:
+        async with LiveKitBrowser(media_pod.http_url) as browser:
+            chrome = await browser.page()
+            await chrome.join(url, sdk_token(room, "chrome"))
+            await py.connect(media_pod.http_url, sdk_token(room, "py"))
+            py.room.local_participant.register_rpc_method("greet", lambda call: f"hello {call.caller_identity}: {call.payload}")
+            await carol.connect(media_pod.http_url, sdk_token(room, "carol"))
+            for reliable, topic in ((True, "state"), (False, "cursor")):
+                await chrome.publish_data(f"chrome {topic}", reliable=reliable, topic=topic, destinations=["py"])
+                await py.room.local_participant.publish_data(f"py {topic}", reliable=reliable, topic=topic, destination_identities=["chrome"])
+            got_py = await inbox["py"].wait_for(2, within=5)
+            deadline = time.monotonic() + 5
+            while len(got_chrome := await chrome.inbox()) < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            await chrome.publish_data("to all", reliable=True, topic="all", destinations=[])
+            got_carol = await inbox["carol"].wait_for(1, within=5)
+            from_py = await py.room.local_participant.perform_rpc(destination_identity="chrome", method="greet", payload="hi", response_timeout=5)
+            from_chrome = await chrome.perform_rpc("py", "greet", "hey")
+    finally:
+        await py.close()
+        await carol.close()
+
+    assert sorted(got_py[:2], key=lambda d: d.reliable) == [
+        ReceivedData(b"chrome cursor", "cursor", "chrome", reliable=False),
+        ReceivedData(b"chrome state", "state", "chrome", reliable=True),
+    ]
+    assert sorted(got_chrome, key=lambda d: d["reliable"]) == [
+        {"payload": "py cursor", "sender": "py", "reliable": False, "topic": "cursor"},
+        {"payload": "py state", "sender": "py", "reliable": True, "topic": "state"},
+    ]
+    assert got_carol == [ReceivedData(b"to all", "all", "chrome", reliable=True)]
+    assert (from_py, from_chrome) == ("hello py: hi", "hello chrome: hey")
 
 
 async def test_sbctl_room_join_publish_demo_is_decoded_and_heard_by_a_livekit_sdk_client(media_pod: MediaPodProcess) -> None:
