@@ -117,6 +117,7 @@ class SubscriberConnection:
             cname=self._cname,
             rtx_payload_type=rtx.payload_type if rtx is not None else None,
             blank=blank_frames_for(track.mime_type),
+            vp8=track.mime_type.lower() == "video/vp8",
         )
         slot = self._free_slot(track.kind, codec)
         if slot is None:

@@ -21,6 +21,7 @@ from mediapod.rtp.rtx import wrap_rtx
 from mediapod.sfu.blank import BlankFrames
 from mediapod.sfu.buffer import PacketBuffer
 from mediapod.sfu.sequencer import Sequencer
+from mediapod.sfu.vp8munger import Vp8Munger
 
 _FIXED = struct.Struct("!BBHII")
 
@@ -49,7 +50,7 @@ class DownTrack:
         "ssrc", "rtx_ssrc", "payload_type", "rtx_payload_type", "clock_rate", "kind", "_send", "_buffers",
         "_counters", "_is_keyframe", "_request_keyframe", "_layer", "_target_layer", "_max_temporal", "_bound",
         "_closed", "_seq_offset", "_ts_offset", "_last_seq", "_last_ts", "_rtx_seq", "_last_sent_at",
-        "packets_sent", "octets_sent", "_last_keyframe_ask", "cname", "sequencer", "_blank",
+        "packets_sent", "octets_sent", "_last_keyframe_ask", "cname", "sequencer", "_blank", "_vp8",
     )
 
     def __init__(
@@ -65,7 +66,9 @@ class DownTrack:
         cname: str,
         rtx_payload_type: int | None = None,
         blank: BlankFrames | None = None,
+        vp8: bool = False,
     ) -> None:
+        """vp8: the track is VP8, whose picture ids and TL0PICIDX continue across layer switches."""
         self.ssrc = secrets.randbits(32) or 1
         self.rtx_ssrc = secrets.randbits(32) or 2
         self.payload_type = payload_type
@@ -73,6 +76,7 @@ class DownTrack:
         self._buffers = buffers
         self._counters = counters
         self._blank = blank
+        self._vp8 = Vp8Munger() if vp8 else None
         self.sequencer = Sequencer()
         self._rtx_seq = secrets.randbits(15)
         self.clock_rate = clock_rate
@@ -160,7 +164,8 @@ class DownTrack:
             return
         seq = (header.sequence_number + self._seq_offset) & 0xFFFF
         ts = (header.timestamp + self._ts_offset) & 0xFFFFFFFF
-        if ((seq - self._last_seq) & 0xFFFF) < 0x8000:
+        advances = ((seq - self._last_seq) & 0xFFFF) < 0x8000
+        if advances:
             # Not a late packet filling an older hole: it moves the stream on.
             self._last_seq = seq
             self._last_ts = ts
@@ -168,7 +173,7 @@ class DownTrack:
         self.sequencer.push(seq, header.sequence_number, ts, layer)
         self.packets_sent += 1
         self.octets_sent += header.payload_end - header.header_size
-        self._send(self._munge(packet, header, seq, ts))
+        self._send(self._munge(packet, header, seq, ts, vp8_advances=advances))
 
     def _switch(self, packet: bytes, header: RtpHeader, layer: int) -> bool:
         """Start forwarding ``layer`` if it is the target and this packet may start it."""
@@ -189,6 +194,8 @@ class DownTrack:
             ticks = max(1, int((time.monotonic() - self._last_sent_at) * self.clock_rate))
         self._seq_offset = (self._last_seq + 1 - header.sequence_number) & 0xFFFF
         self._ts_offset = (self._last_ts + ticks - header.timestamp) & 0xFFFFFFFF
+        if self._vp8 is not None:
+            self._vp8.switch(packet, header.header_size, header.payload_end)
         self._layer = layer
         return True
 
@@ -204,8 +211,10 @@ class DownTrack:
             self._last_keyframe_ask = now
             self._request_keyframe(self._target_layer)
 
-    def _munge(self, packet: bytes, header: RtpHeader, seq: int, ts: int) -> bytes:
-        """The packet as this subscriber sees it: our SSRC, seq, timestamp, payload type."""
+    def _munge(
+        self, packet: bytes, header: RtpHeader, seq: int, ts: int, *, vp8: bool = True, vp8_advances: bool = False
+    ) -> bytes:
+        """The packet as this subscriber sees it: our SSRC, seq, timestamp, payload type (and VP8 picture ids)."""
         b0 = packet[0]
         if b0 & 0x10:
             # Strip the publisher's header extensions: their ids were
@@ -217,6 +226,9 @@ class DownTrack:
         else:
             out = bytearray(packet)
         _FIXED.pack_into(out, 0, b0, (0x80 if header.marker else 0) | self.payload_type, seq, ts, self.ssrc)
+        if vp8 and self._vp8 is not None:
+            start = len(out) - (len(packet) - header.header_size)
+            self._vp8.munge(out, start, start + header.payload_end - header.header_size, vp8_advances)
         return bytes(out)
 
     def retransmit(self, lost: list[int], now: float) -> None:
@@ -235,7 +247,9 @@ class DownTrack:
                 header = RtpHeader.parse(packet)
             except MalformedPacket:
                 continue
-            out = self._munge(packet, header, seq, ts)
+            # The picture-id offsets are the current layer's; a packet of a
+            # layer left since keeps the publisher's numbering.
+            out = self._munge(packet, header, seq, ts, vp8=layer == self._layer)
             if self.rtx_payload_type is not None:
                 self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
                 out = wrap_rtx(out, RtpHeader.parse(out), self.rtx_payload_type, self._rtx_seq, self.rtx_ssrc)

@@ -485,16 +485,10 @@ async def test_item6_adaptive_stream_small_element_gets_the_lower_layer_and_swit
     switch counts as made on a keyframe when Chromium's keyFramesDecoded
     went up within it and the viewer never had to ask for one (pliCount
     unchanged): a layer entered on a delta frame leaves the decoder with
-    references it cannot use, and Chromium sends a PLI.
-
-    Known defect (xfail until fixed, then this passes): the DownTrack
-    rewrites sequence numbers and timestamps on a switch but not VP8's
-    picture id and TL0PICIDX, which each simulcast layer numbers on its own.
-    On a switch down Chromium takes the new layer's keyframe for an old
-    frame, drops what follows, and sends PLIs until a later keyframe gets
-    through (about 0.4 s frozen, 3 PLIs, every time). Continuing both
-    fields across the switch, as LiveKit's VP8 munger does, made it 0 PLIs
-    in a trial.
+    references it cannot use, and Chromium sends a PLI. So does a switch that
+    does not continue VP8's picture id and TL0PICIDX, which each simulcast
+    layer numbers on its own (before sfu/vp8munger.py: about 0.4 s frozen
+    and 3 PLIs at every switch down).
     """
     room, url = "lk-adaptive", ws_url(media_pod.http_url)
     async with LiveKitBrowser(media_pod.http_url) as browser:
@@ -520,9 +514,10 @@ async def test_item6_adaptive_stream_small_element_gets_the_lower_layer_and_swit
     assert len(switches) == 2, [s["frameWidth"] for s in after]
     assert all(b["keyFramesDecoded"] > a["keyFramesDecoded"] for a, b in switches), switches
     assert more["framesDecoded"] >= decoded + 25, more
-    if (more["pliCount"], more["firCount"]) != (large["pliCount"], large["firCount"]):
-        trace = [(s["frameWidth"], s["framesDecoded"], s["keyFramesDecoded"], s["pliCount"]) for s in after]
-        pytest.xfail(f"the viewer asked for keyframes across the switches (VP8 picture id not rewritten); width, decoded, key, PLIs: {trace}")
+    trace = [(s["frameWidth"], s["framesDecoded"], s["keyFramesDecoded"], s["pliCount"]) for s in after]
+    assert (more["pliCount"], more["firCount"]) == (large["pliCount"], large["firCount"]), (
+        f"the viewer asked for keyframes across the switches; width, decoded, key, PLIs: {trace}"
+    )
 
 
 # The demo page's tiles as the browser plays them: who, whether it is the page's own camera, the <video>'s
