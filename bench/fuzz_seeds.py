@@ -20,6 +20,7 @@ from mediapod.auth import AccessToken, VideoGrant
 from mediapod.protocol import models_pb2, signal_pb2
 from tests.unit.rtc import test_sdp
 from tests.unit.rtp import test_codecs, test_header_extension_walk, test_packet, test_rtcp
+from tests.support.stun_requests import RFC5769_REQUEST
 from tests.unit.transport import test_ice
 
 
@@ -38,7 +39,7 @@ def _binding_request(*, use_candidate: bool, integrity: bool) -> bytes:
 
 def stun_seeds() -> list[bytes]:
     return [
-        test_ice.RFC5769_REQUEST,
+        RFC5769_REQUEST,
         _binding_request(use_candidate=False, integrity=True),
         _binding_request(use_candidate=True, integrity=True),
         _binding_request(use_candidate=True, integrity=False),

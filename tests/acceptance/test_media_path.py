@@ -43,6 +43,7 @@ from mediapod.rtp.rtcp import (
 from mediapod.transport.ice import MalformedStun, parse_stun
 from tests.support.mediapod_process import MediaPodProcess
 from tests.support.peers import RtpProbe, count_frames
+from tests.support.stun_requests import RFC5769_PASSWORD, RFC5769_REQUEST
 
 ROOT = Path(__file__).resolve().parents[2]
 FRAME_MINIMUM = {"video": 50, "audio": 100}
@@ -260,17 +261,6 @@ async def test_6_malformed_sdp_and_udp_garbage_are_dropped_while_media_flows(med
             assert media_pod.metric("switchboard_rtp_packets_forwarded_total") > forwarded
 
 
-# RFC 5769 2.1: a sample ICE binding request and the password that signs it.
-RFC5769_PASSWORD = b"VOkJxbRl1RmTxUk/WvJxBt"
-RFC5769_REQUEST = bytes.fromhex(
-    "00010058" "2112a442" "b7e7a701bc34d686fa87dfae"
-    "80220010" "5354554e207465737420636c69656e74"
-    "00240004" "6e0001ff"
-    "80290008" "932ff9b151263b36"
-    "00060009" "6576746a3a68367659202020"
-    "00080014" "9aeaa70cbfd8cb56781ef2b5b2d3f249c1b571a2"
-    "80280004" "e57a3bcf"
-)
 # RTP, V=2 P=1 X=1 CC=2, PT 111, seq 9: two CSRCs, RFC 8285 4.2's own one-byte
 # figure (ids 1, 2, 3 around two padding bytes), payload "opus", 3 padding bytes.
 RTP_ONE_BYTE = bytes.fromhex(
@@ -289,7 +279,7 @@ def test_7_stun_rtp_and_rtcp_are_read_from_byte_vectors_and_malformed_ones_are_r
     tests/unit/transport and tests/unit/rtp cover each in depth."""
     request = parse_stun(RFC5769_REQUEST)
     assert request.attributes["USERNAME"] == "evtj:h6vY"
-    assert request.check_message_integrity(RFC5769_PASSWORD)
+    assert request.check_message_integrity(RFC5769_PASSWORD.encode())
     for malformed in (RFC5769_REQUEST[:-3], RFC5769_REQUEST[:4] + b"\x00" * 16):
         with pytest.raises(MalformedStun):
             parse_stun(malformed)

@@ -11,24 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mediapod.transport.ice import CONSENT_TIMEOUT, IceLiteAgent, MalformedStun, local_ufrag_of, parse_stun
+from tests.support.stun_requests import RFC5769_PASSWORD, RFC5769_REQUEST
 
 PEER_ADDR = ("192.0.2.10", 50123)
 REMOTE_UFRAG = "peer"
 TRANSACTION_ID = bytes.fromhex("0102030405060708090a0b0c")
-
-# RFC 5769 section 2.1, "Sample Request": SOFTWARE "STUN test client",
-# PRIORITY 0x6e0001ff, ICE-CONTROLLED, USERNAME "evtj:h6vY" padded with
-# spaces, MESSAGE-INTEGRITY keyed with the password below, FINGERPRINT.
-RFC5769_PASSWORD = "VOkJxbRl1RmTxUk/WvJxBt"
-RFC5769_REQUEST = bytes.fromhex(
-    "00010058" "2112a442" "b7e7a701bc34d686fa87dfae"
-    "80220010" "5354554e207465737420636c69656e74"
-    "00240004" "6e0001ff"
-    "80290008" "932ff9b151263b36"
-    "00060009" "6576746a3a68367659202020"
-    "00080014" "9aeaa70cbfd8cb56781ef2b5b2d3f249c1b571a2"
-    "80280004" "e57a3bcf"
-)
 
 
 def binding_request(
