@@ -50,6 +50,11 @@ class RtcConfig:
     # disconnected (leave reason PROTOCOL_VIOLATION).
     max_unknown_ssrcs: int = 32
     max_unknown_ssrc_packets: int = 1000
+    # Congestion control: send transport-wide CC feedback to publishers (so
+    # browsers ramp up to all their simulcast layers) and estimate each
+    # subscriber's bandwidth from its feedback to choose the layers it gets.
+    # Off, nothing is negotiated and every subscriber gets what it asks for.
+    congestion_control: bool = True
 
 
 @dataclass

@@ -38,6 +38,7 @@ class MediaContext:
     counters: MediaCounters
     connect_timeout: float = CONNECT_TIMEOUT
     unknown_ssrc_limits: UnknownSsrcLimits = UnknownSsrcLimits()
+    congestion_control: bool = True
 
     def new_transport(
         self,

@@ -42,6 +42,7 @@ class MediaNode:
             udp_port=config.rtc.advertised_port or mux.local_address[1],
             counters=counters,
             connect_timeout=config.rtc.connect_timeout,
+            congestion_control=config.rtc.congestion_control,
             unknown_ssrc_limits=UnknownSsrcLimits(
                 max_ssrcs=config.rtc.max_unknown_ssrcs, max_packets=config.rtc.max_unknown_ssrc_packets
             ),

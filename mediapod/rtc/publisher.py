@@ -67,7 +67,8 @@ class PublisherConnection:
         data = next((a.offer for a in answers if a.data_channels), None)
         if data is not None:
             self.transport.accept_data_channels(data.sctp_port or DEFAULT_SCTP_PORT)
-        return write_answer(offer, answers, self._context.local_parameters(self.transport.ice))
+        local = self._context.local_parameters(self.transport.ice)
+        return write_answer(offer, answers, local, self._context.congestion_control)
 
     def add_receiver(
         self, media: MediaDescription, receiver: TrackReceiver, rid: str = "", rtx_for_payload_type: int | None = None

@@ -13,7 +13,7 @@ import asyncio
 import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sdp_transform
@@ -22,11 +22,12 @@ MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
 REPAIRED_RID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+TRANSPORT_CC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 
 # Codecs forwarded without decoding, by lower-case mime type.
 SUPPORTED_CODECS: frozenset[str] = frozenset({"audio/opus", "video/vp8", "video/h264"})
 # Header extensions a publisher may send us; anything else is not negotiated.
-ACCEPTED_EXTENSIONS: frozenset[str] = frozenset({MID_URI, RID_URI, REPAIRED_RID_URI, AUDIO_LEVEL_URI})
+ACCEPTED_EXTENSIONS: frozenset[str] = frozenset({MID_URI, RID_URI, REPAIRED_RID_URI, AUDIO_LEVEL_URI, TRANSPORT_CC_URI})
 # Our SCTP endpoint's port and the largest message we take on a data channel
 # (RFC 8841 a=sctp-port, a=max-message-size), said in every answer that
 # accepts an application m-line.
@@ -34,10 +35,18 @@ SCTP_PORT = 5000
 MAX_MESSAGE_SIZE = 262144
 # The mid of the application m-line in our subscriber offers (track slots have numeric mids).
 DATA_MID = "data"
-# RTCP feedback we act on (relay PLI/FIR, answer NACK later, REMB).
+TRANSPORT_CC_FEEDBACK = ("transport-cc", "")
+REMB_FEEDBACK = ("goog-remb", "")
+# RTCP feedback we act on: relay PLI/FIR, answer NACK, and congestion
+# feedback (draft-holmer-rmcat-transport-wide-cc-extensions-01 section 4,
+# REMB): we send it to publishers and read it from subscribers.
 ACCEPTED_FEEDBACK: frozenset[tuple[str, str]] = frozenset(
-    {("nack", ""), ("nack", "pli"), ("ccm", "fir"), ("goog-remb", "")}
+    {("nack", ""), ("nack", "pli"), ("ccm", "fir"), REMB_FEEDBACK, TRANSPORT_CC_FEEDBACK}
 )
+CONGESTION_FEEDBACK: frozenset[tuple[str, str]] = frozenset({REMB_FEEDBACK, TRANSPORT_CC_FEEDBACK})
+# The RFC 8285 ids of the header extensions in our subscriber offers.
+SUBSCRIBER_MID_EXTENSION_ID = 1
+SUBSCRIBER_TRANSPORT_CC_EXTENSION_ID = 2
 
 _TOKEN = re.compile(r"^[\w+/=.:-]+$")
 
@@ -379,13 +388,20 @@ def rtx_codec(payload_type: int, primary: Codec) -> Codec:
     return Codec(payload_type, "rtx", primary.clock_rate, None, f"apt={primary.payload_type}")
 
 
-def write_answer(offer: SessionDescription, answers: Iterable[AnswerMedia], local: LocalParameters) -> str:
+def write_answer(
+    offer: SessionDescription, answers: Iterable[AnswerMedia], local: LocalParameters, congestion_control: bool = True
+) -> str:
     """Our answer to a publisher offer: recvonly for accepted m-lines, port 0 otherwise.
 
     An accepted application m-line shares the bundle's transport: LiveKit's
     clients open their data channels in an offer that carries nothing else,
     and a PeerConnection whose every m-line is rejected never connects.
+    With congestion_control, transport-wide sequence numbers and
+    ``transport-cc`` feedback are accepted, so the publisher's send-side
+    estimator hears from us; without, the answer is what it was before we
+    sent feedback (a publisher then keeps its start bitrate).
     """
+    accepted_extensions = ACCEPTED_EXTENSIONS if congestion_control else ACCEPTED_EXTENSIONS - {TRANSPORT_CC_URI}
     media = []
     for answer in answers:
         off = answer.offer
@@ -395,11 +411,14 @@ def write_answer(offer: SessionDescription, answers: Iterable[AnswerMedia], loca
         if answer.codec is None or off.kind == "application":
             media.append(_rejected(off))
             continue
-        entry = _media_base(off.kind, off.mid, answer.codec, local, answer.rtx)
+        codec = answer.codec
+        if not congestion_control:
+            codec = replace(codec, feedback=[fb for fb in codec.feedback if fb not in CONGESTION_FEEDBACK])
+        entry = _media_base(off.kind, off.mid, codec, local, answer.rtx)
         receiving = not answer.inactive and off.direction in ("sendrecv", "sendonly")
         entry["direction"] = "recvonly" if receiving else "inactive"
         entry["ext"] = [
-            {"value": ext_id, "uri": uri} for ext_id, uri in sorted(off.extensions.items()) if uri in ACCEPTED_EXTENSIONS
+            {"value": ext_id, "uri": uri} for ext_id, uri in sorted(off.extensions.items()) if uri in accepted_extensions
         ]
         if off.rids and receiving:
             entry["rids"] = [{"id": rid, "direction": "recv"} for rid in off.rids]
@@ -410,21 +429,36 @@ def write_answer(offer: SessionDescription, answers: Iterable[AnswerMedia], loca
 
 
 def write_offer(
-    slots: Iterable[OfferMedia], local: LocalParameters, session_version: int, data_at: int | None = None
+    slots: Iterable[OfferMedia],
+    local: LocalParameters,
+    session_version: int,
+    data_at: int | None = None,
+    congestion_control: bool = True,
 ) -> str:
     """Our offer on a subscriber PeerConnection: one sendonly m-line per forwarded track.
 
     With data_at, the application m-line of the pod's data channels (mid
     DATA_MID) sits at that index: m-lines never move once offered.
     session_version must grow with every offer (RFC 3264 section 8).
+    With congestion_control every m-line offers the transport-wide sequence
+    number extension and transport-cc/REMB feedback, so the subscriber tells
+    us what its link carries.
     """
+    extensions = [{"value": SUBSCRIBER_MID_EXTENSION_ID, "uri": MID_URI}]
+    if congestion_control:
+        extensions.append({"value": SUBSCRIBER_TRANSPORT_CC_EXTENSION_ID, "uri": TRANSPORT_CC_URI})
     media = []
     for slot in slots:
         if len(media) == data_at:
             media.append(_data_channel_media(DATA_MID, local) | {"setup": "actpass"})
-        entry = _media_base(slot.kind, slot.mid, slot.codec, local, slot.rtx if slot.active else None)
+        codec = slot.codec
+        feedback = [fb for fb in codec.feedback if fb not in CONGESTION_FEEDBACK]
+        if congestion_control:
+            # REMB is for video only, as browsers offer it.
+            feedback += [TRANSPORT_CC_FEEDBACK, REMB_FEEDBACK] if slot.kind == "video" else [TRANSPORT_CC_FEEDBACK]
+        entry = _media_base(slot.kind, slot.mid, replace(codec, feedback=feedback), local, slot.rtx if slot.active else None)
         entry["setup"] = "actpass"
-        entry["ext"] = [{"value": 1, "uri": MID_URI}]
+        entry["ext"] = list(extensions)
         if slot.active:
             entry["direction"] = "sendonly"
             entry["msid"] = f"{slot.stream_id} {slot.track_id}"

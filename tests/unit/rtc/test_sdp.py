@@ -298,9 +298,9 @@ def test_select_codec_takes_the_first_supported_codec_with_supported_feedback() 
     opus = select_codec(audio)
 
     assert vp8 is not None and (vp8.payload_type, vp8.name, vp8.clock_rate) == (96, "VP8", 90000)
-    assert vp8.feedback == [("goog-remb", ""), ("ccm", "fir"), ("nack", ""), ("nack", "pli")]
+    assert vp8.feedback == [("goog-remb", ""), ("transport-cc", ""), ("ccm", "fir"), ("nack", ""), ("nack", "pli")]
     assert opus is not None and (opus.payload_type, opus.channels, opus.fmtp) == (111, 2, "minptime=10;useinbandfec=1")
-    assert opus.feedback == []
+    assert opus.feedback == [("transport-cc", "")]
 
 
 def test_select_codec_skips_h264_packetization_mode_0() -> None:
@@ -311,7 +311,7 @@ def test_select_codec_skips_h264_packetization_mode_0() -> None:
     assert h264 is not None
     assert h264.payload_type == 106
     assert h264.fmtp_params()["packetization-mode"] == "1"
-    assert h264.feedback == [("nack", ""), ("nack", "pli")]
+    assert h264.feedback == [("nack", ""), ("nack", "pli"), ("transport-cc", "")]
 
 
 def test_select_codec_treats_h264_without_fmtp_as_mode_0() -> None:
@@ -365,9 +365,9 @@ async def test_select_codec_on_aiortc_video_picks_vp8(aiortc_offer: tuple[RTCPee
 # --- writing answers ---------------------------------------------------------
 
 
-def chrome_answer() -> str:
+def chrome_answer(congestion_control: bool = True) -> str:
     offer = parse("offer", CHROME_OFFER)
-    return write_answer(offer, [AnswerMedia(m, select_codec(m)) for m in offer.media], LOCAL)
+    return write_answer(offer, [AnswerMedia(m, select_codec(m)) for m in offer.media], LOCAL, congestion_control)
 
 
 def test_answer_is_ice_lite_passive_with_our_transport() -> None:
@@ -405,16 +405,25 @@ def test_answer_accepts_exactly_the_selected_codec() -> None:
     assert [(c.payload_type, c.name) for c in audio.codecs] == [(111, "opus")]
     assert audio.codecs[0].fmtp == "minptime=10;useinbandfec=1"
     assert [(c.payload_type, c.name) for c in camera.codecs] == [(96, "VP8")]
-    assert camera.codecs[0].feedback == [("goog-remb", ""), ("ccm", "fir"), ("nack", ""), ("nack", "pli")]
+    assert camera.codecs[0].feedback == [("goog-remb", ""), ("transport-cc", ""), ("ccm", "fir"), ("nack", ""), ("nack", "pli")]
     assert [(c.payload_type, c.name) for c in screen.codecs] == [(106, "H264")]
 
 
 def test_answer_negotiates_only_extensions_we_use() -> None:
     audio, camera, screen, _, _ = parse("answer", chrome_answer()).media
 
+    assert audio.extensions == {1: AUDIO_LEVEL_URI, 3: TRANSPORT_CC_URI, 4: MID_URI}
+    assert camera.extensions == {3: TRANSPORT_CC_URI, 4: MID_URI, 10: RID_URI, 11: REPAIRED_RID_URI}
+    assert screen.extensions == {4: MID_URI}
+
+
+def test_answer_without_congestion_control_negotiates_no_congestion_feedback() -> None:
+    audio, camera, _, _, _ = parse("answer", chrome_answer(congestion_control=False)).media
+
     assert audio.extensions == {1: AUDIO_LEVEL_URI, 4: MID_URI}
     assert camera.extensions == {4: MID_URI, 10: RID_URI, 11: REPAIRED_RID_URI}
-    assert screen.extensions == {4: MID_URI}
+    assert audio.codecs[0].feedback == []
+    assert camera.codecs[0].feedback == [("ccm", "fir"), ("nack", ""), ("nack", "pli")]
 
 
 def test_answer_receives_the_offered_simulcast_layers() -> None:
@@ -481,14 +490,22 @@ def test_subscriber_offer_has_sendonly_slots_and_an_inactive_one() -> None:
     assert [m.direction for m in offer.media] == ["sendonly", "sendonly", "inactive"]
     assert [m.setup for m in offer.media] == ["actpass"] * 3
     assert offer.bundle_mids == ["0", "1", "2"]
-    assert [m.extensions for m in offer.media] == [{1: MID_URI}] * 3
+    assert [m.extensions for m in offer.media] == [{1: MID_URI, 2: TRANSPORT_CC_URI}] * 3
     assert offer.media[0].ssrcs == [1111]
     assert offer.media[0].msid == ("alice", "alice-mic")
-    assert offer.media[1].codecs[0].feedback == VP8.feedback
+    assert offer.media[0].codecs[0].feedback == [("transport-cc", "")]
+    assert offer.media[1].codecs[0].feedback == [("nack", ""), ("nack", "pli"), ("ccm", "fir"), ("transport-cc", ""), ("goog-remb", "")]
     assert offer.media[2].ssrcs == [] and offer.media[2].msid is None
     assert "a=ssrc:2222 cname:pub-cname\r\n" in text
     assert "a=ssrc:2222 msid:alice alice-cam\r\n" in text
     assert text.count(CANDIDATE_LINE) == 3
+
+
+def test_subscriber_offer_without_congestion_control_asks_for_no_congestion_feedback() -> None:
+    offer = parse("offer", write_offer(SLOTS, LOCAL, session_version=2, congestion_control=False))
+
+    assert [m.extensions for m in offer.media] == [{1: MID_URI}] * 3
+    assert offer.media[1].codecs[0].feedback == [("nack", ""), ("nack", "pli"), ("ccm", "fir")]
 
 
 async def test_aiortc_answers_our_subscriber_offer() -> None:
