@@ -16,6 +16,8 @@ import asyncio
 import random
 from dataclasses import dataclass, field
 
+from tests.support.link_shaper import LinkShaper
+
 Address = tuple[str, int]
 
 
@@ -49,6 +51,10 @@ class LossyRelay:
 
     uplink_loss: float = 0.0
     downlink_loss: float = 0.0
+    # With a rate, every peer's downlink is a LinkShaper of that rate (a
+    # subscriber behind a slow link); set_downlink_rate() changes it live.
+    downlink_rate_bps: float | None = None
+    shapers: dict[Address, LinkShaper] = field(default_factory=dict)
     seed: int = 7
     target: Address | None = None
     dropped: dict[str, int] = field(default_factory=lambda: {"uplink": 0, "downlink": 0})
@@ -66,7 +72,15 @@ class LossyRelay:
         self._front = transport  # type: ignore[assignment]
         return transport.get_extra_info("sockname")[1]
 
+    def set_downlink_rate(self, rate_bps: float | None) -> None:
+        """Change every peer's downlink rate now (None lifts the cap)."""
+        self.downlink_rate_bps = rate_bps
+        for shaper in self.shapers.values():
+            shaper.set_rate(rate_bps)
+
     def close(self) -> None:
+        for shaper in self.shapers.values():
+            shaper.close()
         for transport in self._returns.values():
             transport.close()
         if self._front is not None:
@@ -106,5 +120,13 @@ class LossyRelay:
     def _downlink(self, data: bytes, peer: Address) -> None:
         if self._drops("downlink", data, self.downlink_loss):
             return
-        if self._front is not None:
-            self._front.sendto(data, peer)
+        front = self._front
+        if front is None:
+            return
+        shaper = self.shapers.get(peer)
+        if shaper is None and self.downlink_rate_bps is not None:
+            shaper = self.shapers[peer] = LinkShaper(lambda d: front.sendto(d, peer), self.downlink_rate_bps)
+        if shaper is not None:
+            shaper.send(data)
+        else:
+            front.sendto(data, peer)
