@@ -3,7 +3,7 @@
 Per-packet events are counted in plain integer slots on ``MediaCounters``
 (an attribute increment, no lock, no label lookup) and turned into Prometheus
 counters only when scraped, by ``MediaCollector``. Labels never carry
-unbounded values: node id, packet kind, drop reason.
+unbounded values: node id (label `switchboard_node`), packet kind, drop reason.
 """
 
 from __future__ import annotations
@@ -20,6 +20,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 T = TypeVar("T")
+
+# The node id label on every series. Not `node`: Kubernetes service discovery
+# adds a `node` label (the Kubernetes node) to scraped pods, and Prometheus
+# would rename ours to `exported_node` (or overwrite it, with honor_labels).
+NODE_LABEL = "switchboard_node"
 
 # Why a datagram or packet was dropped: the only values of the `reason` label.
 DROP_REASONS: tuple[str, ...] = (
@@ -167,7 +172,7 @@ class MediaCollector(Collector):
         c, node = self._counters, self._node
 
         def counter(name: str, doc: str, value: int) -> CounterMetricFamily:
-            family = CounterMetricFamily(name, doc, labels=["node"])
+            family = CounterMetricFamily(name, doc, labels=[NODE_LABEL])
             family.add_metric([node], value)
             return family
 
@@ -202,13 +207,13 @@ class MediaCollector(Collector):
         yield counter("switchboard_data_packets_forwarded", "Data-channel messages delivered to recipients", c.data_packets_forwarded)
         yield counter("switchboard_data_bytes_forwarded", "Data-channel bytes delivered to recipients", c.data_bytes_forwarded)
         data_drops = CounterMetricFamily(
-            "switchboard_data_packets_dropped", "Data-channel messages and SCTP packets dropped, by reason", labels=["node", "reason"]
+            "switchboard_data_packets_dropped", "Data-channel messages and SCTP packets dropped, by reason", labels=[NODE_LABEL, "reason"]
         )
         for reason, value in c.data_drops.items():
             data_drops.add_metric([node, reason], value)
         yield data_drops
         drops = CounterMetricFamily(
-            "switchboard_packets_dropped", "Datagrams and packets dropped, by reason", labels=["node", "reason"]
+            "switchboard_packets_dropped", "Datagrams and packets dropped, by reason", labels=[NODE_LABEL, "reason"]
         )
         for reason, value in c.drops.items():
             drops.add_metric([node, reason], value)
@@ -216,19 +221,19 @@ class MediaCollector(Collector):
         signal_errors = CounterMetricFamily(
             "switchboard_signal_errors",
             "Bad input on a signaling front end: refused, dropped or ended the session, by front end and reason",
-            labels=["node", "frontend", "reason"],
+            labels=[NODE_LABEL, "frontend", "reason"],
         )
         for (frontend, reason), value in c.signal_errors.items():
             signal_errors.add_metric([node, frontend, reason], value)
         yield signal_errors
         leaves = CounterMetricFamily(
-            "switchboard_participants_left", "Participants that left a room, by reason", labels=["node", "reason"]
+            "switchboard_participants_left", "Participants that left a room, by reason", labels=[NODE_LABEL, "reason"]
         )
         for reason, value in sorted(c.leaves.items()):
             leaves.add_metric([node, reason], value)
         yield leaves
         twirp = CounterMetricFamily(
-            "switchboard_twirp_calls", "Twirp RoomService calls, by method and result code", labels=["node", "method", "code"]
+            "switchboard_twirp_calls", "Twirp RoomService calls, by method and result code", labels=[NODE_LABEL, "method", "code"]
         )
         for (method, code), value in sorted(c.twirp_calls.items()):
             twirp.add_metric([node, method, code], value)
@@ -242,7 +247,7 @@ class MediaCollector(Collector):
             ("switchboard_max_receive_jitter_seconds", "Largest jitter among streams received from publishers", g.max_jitter_seconds),
             ("switchboard_subscribed_tracks", "DownTracks forwarding on this node", g.subscribed_tracks),
         ):
-            family = GaugeMetricFamily(name, doc, labels=["node"])
+            family = GaugeMetricFamily(name, doc, labels=[NODE_LABEL])
             family.add_metric([node], value)
             yield family
 

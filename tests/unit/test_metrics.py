@@ -29,3 +29,18 @@ async def test_errors_computing_on_the_loop_reach_the_scrape_thread() -> None:
 
     with pytest.raises(RuntimeError, match="boom"):
         await asyncio.to_thread(computed_on_loop(asyncio.get_running_loop(), broken))
+
+
+def test_every_series_names_its_node_switchboard_node_never_node() -> None:
+    # Kubernetes service discovery adds `node`; ours must not collide with it.
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from mediapod.metrics import NODE_LABEL, MediaCollector, MediaCounters, RoomGauges
+
+    registry = CollectorRegistry()
+    registry.register(MediaCollector("pod-a", MediaCounters(), lambda: RoomGauges(1, 2, 3, 4)))
+    samples = [s for family in text_string_to_metric_families(generate_latest(registry).decode()) for s in family.samples]
+    assert NODE_LABEL == "switchboard_node" and samples
+    for sample in samples:
+        assert sample.labels.get("switchboard_node") == "pod-a" and "node" not in sample.labels, sample
