@@ -1,5 +1,6 @@
 """Fuzz every parser that reads untrusted input: STUN, RTP (+ extensions, RTX,
-codec descriptors), RTCP, SDP, the signal protobufs and access tokens.
+codec descriptors), RTCP (+ the TWCC feedback FCI), SDP, the signal protobufs
+and access tokens.
 
 Each target (bench/fuzz_targets.py) runs in its own atheris process
 (bench/fuzz_worker.py), coverage-guided, starting from real inputs

@@ -18,8 +18,9 @@ from aioice import stun
 from bench.fuzz_targets import FUZZ_API_KEY, FUZZ_API_SECRET, FUZZ_ICE_PWD, FUZZ_ICE_UFRAG
 from mediapod.auth import AccessToken, VideoGrant
 from mediapod.protocol import models_pb2, signal_pb2
+from mediapod.rtp.twcc import TwccFeedback
 from tests.unit.rtc import test_sdp
-from tests.unit.rtp import test_codecs, test_header_extension_walk, test_packet, test_rtcp
+from tests.unit.rtp import test_codecs, test_header_extension_walk, test_packet, test_rtcp, test_twcc
 from tests.support.stun_requests import RFC5769_REQUEST
 from tests.unit.transport import test_ice
 
@@ -77,6 +78,12 @@ def codec_seeds() -> list[bytes]:
 def rtcp_seeds() -> list[bytes]:
     vectors = [vector for vector, _ in test_rtcp.VECTORS.values()]
     return vectors + [test_rtcp.SR_VECTOR + test_rtcp.SDES_VECTOR, test_rtcp.RR_VECTOR + test_rtcp.REMB_VECTOR]
+
+
+def twcc_seeds() -> list[bytes]:
+    """The hand-computed FCI vectors, and a realistic one: 100 packets 1 ms apart with a few losses."""
+    realistic = TwccFeedback(4000, 1234, 17, [None if i % 23 == 5 else 1000 * i for i in range(100)]).serialize()
+    return [raw for raw, _ in test_twcc.VECTORS.values()] + [realistic]
 
 
 def sdp_seeds() -> list[bytes]:
@@ -137,6 +144,7 @@ SEEDS = {
     "rtp-extensions": rtp_extension_seeds,
     "codecs": codec_seeds,
     "rtcp": rtcp_seeds,
+    "twcc": twcc_seeds,
     "sdp": sdp_seeds,
     "signal": signal_seeds,
     "token": token_seeds,

@@ -31,6 +31,7 @@ from mediapod.rtp.errors import MalformedPacket
 from mediapod.rtp.packet import RtpHeader, RtpPacket, get_header_extension
 from mediapod.rtp.rtcp import parse_rtcp
 from mediapod.rtp.rtx import unwrap_rtx
+from mediapod.rtp.twcc import TwccFeedback
 from mediapod.signal import convert
 from mediapod.transport.ice import IceLiteAgent, MalformedStun, local_ufrag_of, parse_stun
 
@@ -154,6 +155,21 @@ def fuzz_rtcp(data: bytes) -> None:
         pass
 
 
+def fuzz_twcc(data: bytes) -> None:
+    """The FCI of a TransportCC packet, as the bandwidth estimator decodes a subscriber's feedback.
+
+    Whatever parses must serialize back to something that parses the same:
+    a reader and a writer of one format that disagree would feed the
+    estimator wrong arrival times.
+    """
+    try:
+        feedback = TwccFeedback.parse(data)
+    except MalformedPacket:
+        return
+    if TwccFeedback.parse(feedback.serialize()) != feedback:
+        raise AssertionError("TwccFeedback does not survive serialize() and parse()")
+
+
 def fuzz_sdp(data: bytes) -> None:
     """An offer's text, then the codec choice the answer is built from."""
     try:
@@ -231,6 +247,8 @@ TARGETS: dict[str, FuzzTarget] = {
         FuzzTarget("codecs", fuzz_codecs, "MalformedPacket", UDP_DATAGRAM_MAX),
         FuzzTarget("rtcp", fuzz_rtcp, "MalformedPacket", UDP_DATAGRAM_MAX,
                    (b"\xc8", b"\xc9", b"\xca", b"\xcb", b"\xcd", b"\xce", b"REMB")),
+        FuzzTarget("twcc", fuzz_twcc, "MalformedPacket", UDP_DATAGRAM_MAX,
+                   (b"\x1f\xff", b"\x20\x01", b"\x40\x01", b"\x9f\x1c", b"\xd2\x81")),
         FuzzTarget("sdp", fuzz_sdp, "SdpError", SDP_REALISTIC_MAX, _SDP_TOKENS),
         FuzzTarget("signal", fuzz_signal, "protobuf DecodeError", SIGNAL_MESSAGE_MAX),
         FuzzTarget("token", fuzz_token, "AuthError", TOKEN_MAX, (b"eyJ", b".")),
