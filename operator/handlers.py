@@ -33,8 +33,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     # One known namespace and CRDs installed before the operator: no need to
     # watch namespaces or CRDs, so RBAC grants neither (discovery suffices).
     settings.scanning.disabled = True
-    reconciler = Reconciler(memo.config)
+    reconciler = Reconciler(memo.config, metrics=memo.metrics)
     reconciler.create_room_object = memo.create_room_object
+    reconciler.delete_room_object = memo.delete_room_object
+    reconciler.delete_sfunode_object = memo.delete_sfunode_object
     reconciler.start()
     memo.reconciler = reconciler
 
@@ -65,9 +67,17 @@ def room_seen(name: str, type: str | None, memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.update(G, V, resources.ROOMS, field="spec", id="room-spec-changed")
 @kopf.timer(G, V, resources.ROOMS, interval=TICK, id="room-tick")
 async def room_reconcile(
-    name: str, spec: Mapping[str, Any], status: Mapping[str, Any], body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any
+    name: str,
+    spec: Mapping[str, Any],
+    status: Mapping[str, Any],
+    labels: Mapping[str, str],
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
-    _write(body, patch, await memo.reconciler.reconcile_room(name, spec, status))
+    auto_created = labels.get(resources.AUTO_CREATED_LABEL) == "true"
+    _write(body, patch, await memo.reconciler.reconcile_room(name, spec, status, auto_created=auto_created))
 
 
 @kopf.on.delete(G, V, resources.ROOMS)

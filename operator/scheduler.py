@@ -19,6 +19,7 @@ import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from mediapod.protocol import node_pb2
 from mediapod.routing.selector import (
@@ -347,6 +348,8 @@ class NodeStatus:
     participants: int = 0
     load: float = 0.0
     last_heartbeat_ms: int = 0
+    grpc_port: int = 0
+    udp_port: int = 0
 
 
 def node_status(spec: SFUNodeSpec, node: node_pb2.Node | None, mapped_rooms: int, now: float, stale_timeout: float) -> NodeStatus:
@@ -359,6 +362,8 @@ def node_status(spec: SFUNodeSpec, node: node_pb2.Node | None, mapped_rooms: int
         participants=stats.num_clients,
         load=round(float(stats.sys_load), 3),
         last_heartbeat_ms=stats.updated_at,
+        grpc_port=node.grpc_port,
+        udp_port=node.udp_port,
     )
     if not is_alive(node, now, stale_timeout):
         age = now - stats.updated_at / 1000.0
@@ -371,6 +376,45 @@ def node_status(spec: SFUNodeSpec, node: node_pb2.Node | None, mapped_rooms: int
     if node.state != node_pb2.SERVING:
         return NodeStatus(NOT_READY, "Starting", "the media pod is starting", **numbers)
     return NodeStatus(READY, "Serving", "takes new rooms", **numbers)
+
+
+# -- clean-up ----------------------------------------------------------------------
+
+
+def parse_timestamp(value: object) -> float | None:
+    """An RFC 3339 time from a status (``2026-01-02T03:04:05Z``) as unix seconds; None if absent or malformed."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
+def closed_room_expired(auto_created: bool, status: Mapping[str, object], now: float, retention: float) -> bool:
+    """Whether a Room is one a join created, Closed for longer than ``retention`` (0: never), so it may be deleted.
+
+    Rooms a person created are never deleted: they are desired state. The
+    Closed time is the Scheduled condition's transition to False with reason
+    Closed (written when the media pod closed the empty room).
+    """
+    if not auto_created or retention <= 0 or status.get("phase") != CLOSED:
+        return False
+    conditions = status.get("conditions")
+    for c in conditions if isinstance(conditions, list) else []:
+        if isinstance(c, Mapping) and c.get("type") == "Scheduled" and c.get("status") == "False" and c.get("reason") == "Closed":
+            since = parse_timestamp(c.get("lastTransitionTime"))
+            return since is not None and now - since > retention
+    return False
+
+
+def node_gone_for(node: node_pb2.Node | None, last_heartbeat: object, now: float) -> float | None:
+    """Seconds since a node's last heartbeat: from its Redis entry, else from SFUNode status.lastHeartbeat; None if unknown."""
+    if node is not None and node.stats.updated_at:
+        return now - node.stats.updated_at / 1000.0
+    since = parse_timestamp(last_heartbeat)
+    return None if since is None else now - since
 
 
 # -- names -----------------------------------------------------------------------

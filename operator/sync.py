@@ -34,6 +34,7 @@ from mediapod.routing.selector import is_alive
 from sfu_operator import resources
 from sfu_operator.config import OperatorConfig
 from sfu_operator.media_rooms import MediaPodError, MediaRooms
+from sfu_operator.metrics import OperatorMetrics
 from sfu_operator.scheduler import (
     CLOSED,
     PENDING,
@@ -50,7 +51,9 @@ from sfu_operator.scheduler import (
     Unschedulable,
     Wait,
     World,
+    closed_room_expired,
     decide_room,
+    node_gone_for,
     node_status,
     parse_room_spec,
     resource_name_for_room,
@@ -67,6 +70,9 @@ DELETED_MEMORY = 60.0
 
 # Creates a Room object: (namespace, body); True once it exists (made now or before).
 RoomCreator = Callable[[str, dict[str, Any]], Awaitable[bool]]
+# Deletes a Room (namespace, name) or an SFUNode (name); True once it is gone.
+RoomDeleter = Callable[[str, str], Awaitable[bool]]
+SFUNodeDeleter = Callable[[str], Awaitable[bool]]
 
 
 def now_iso(ts: float | None = None) -> str:
@@ -94,17 +100,25 @@ class Outcome:
 
     status: dict[str, Any]
     event: tuple[str, str, str] | None = None  # type, reason, message
+    result: str = ""  # what was done, for switchboard_operator_reconciles (metrics.ROOM_RESULTS / SFUNODE_RESULTS)
 
 
 class Reconciler:
     """Owns the snapshot loop, Redis and media pod clients; decides and acts for one object at a time."""
 
-    def __init__(self, config: OperatorConfig, redis: Redis | None = None, media: MediaRooms | None = None) -> None:
+    def __init__(
+        self, config: OperatorConfig, redis: Redis | None = None, media: MediaRooms | None = None, metrics: OperatorMetrics | None = None
+    ) -> None:
         self.config = config
         host, _, port = config.redis_address.rpartition(":")
         self._redis = redis or Redis(
-            host=host, port=int(port), socket_timeout=config.redis_timeout, socket_connect_timeout=config.redis_timeout
+            host=host, port=int(port), password=config.redis_password or None,
+            socket_timeout=config.redis_timeout, socket_connect_timeout=config.redis_timeout,
         )
+        self.metrics = metrics or OperatorMetrics()
+        self._room_phases: dict[str, str] = {}      # Room name -> phase, for the per-phase gauges
+        self._node_phases: dict[str, str] = {}      # SFUNode name -> phase
+        self._unplaced_since: dict[str, float] = {}  # Room name -> monotonic time first found needing a node
         self.registry = Registry(self._redis)
         self.media = media or MediaRooms(config.api_key, config.api_secret, timeout=config.redis_timeout)
         self.policy = config.policy
@@ -128,6 +142,8 @@ class Reconciler:
         # (redis-py retries), so Redis's own uptime bounds it too.
         self._watching_since: float | None = None
         self.create_room_object: RoomCreator | None = None
+        self.delete_room_object: RoomDeleter | None = None
+        self.delete_sfunode_object: SFUNodeDeleter | None = None
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -192,6 +208,8 @@ class Reconciler:
     def note_sfunode(self, name: str, spec: Mapping[str, Any], deleted: bool) -> None:
         if deleted:
             self.sfunodes.pop(name, None)
+            self._node_phases.pop(name, None)
+            self._count_phases()
             return
         cap = spec.get("capacity") or {}
         self.sfunodes[name] = SFUNodeSpec(
@@ -206,6 +224,9 @@ class Reconciler:
             self.room_objects.add(name)
             return
         self.room_objects.discard(name)
+        self._room_phases.pop(name, None)
+        self._unplaced_since.pop(name, None)
+        self._count_phases()
         self._acted.pop(name, None)
         self._written.pop(name, None)
         lock = self._locks.get(name)
@@ -214,26 +235,60 @@ class Reconciler:
 
     # -- Rooms ---------------------------------------------------------------------
 
-    async def reconcile_room(self, name: str, spec: Mapping[str, Any], status: Mapping[str, Any]) -> Outcome:
-        """Bring one Room one step closer to the world: schedule, mirror, close, or say why not."""
+    def _count_phases(self) -> None:
+        self.metrics.count_phases(self._room_phases, self._node_phases)
+
+    async def reconcile_room(
+        self, name: str, spec: Mapping[str, Any], status: Mapping[str, Any], auto_created: bool = False
+    ) -> Outcome:
+        """Bring one Room one step closer to the world: schedule, mirror, close, or say why not.
+
+        A Room a join auto-created that has been Closed for longer than
+        ``closed_room_retention`` is deleted (result ``deleted``).
+        """
         async with self._locks[name]:
             written_at, written = self._written.get(name, (0.0, {}))
             if time.monotonic() - written_at < WRITE_SETTLE:
                 status = {**status, **written}
-            outcome = await self._reconcile_room(name, spec, status)
+            try:
+                outcome = await self._reconcile_room(name, spec, status)
+                merged = {**status, **outcome.status}
+                if closed_room_expired(auto_created, merged, time.time(), self.config.closed_room_retention):
+                    outcome = await self._delete_expired_room(name, outcome)
+            except Exception:
+                self.metrics.reconciles.labels("room", "error").inc()
+                raise
+            self.metrics.reconciles.labels("room", outcome.result or "waited").inc()
             if outcome.status:
                 self._written[name] = (time.monotonic(), outcome.status)
+            if merged.get("phase"):
+                self._room_phases[name] = str(merged["phase"])
+                self._count_phases()
             return outcome
+
+    async def _delete_expired_room(self, name: str, outcome: Outcome) -> Outcome:
+        if self.delete_room_object is None or not await self.delete_room_object(self.config.namespace, name):
+            return outcome  # tried again at the next tick
+        log.info("room %s: closed for over %g s and auto-created; deleted its Room", name, self.config.closed_room_retention)
+        return Outcome({}, None, "deleted")
+
+    def _note_unplaced(self, name: str) -> None:
+        self._unplaced_since.setdefault(name, time.monotonic())
+
+    def _note_placed(self, name: str) -> None:
+        since = self._unplaced_since.pop(name, None)
+        if since is not None:
+            self.metrics.scheduling_latency.observe(time.monotonic() - since)
 
     async def _reconcile_room(self, name: str, spec: Mapping[str, Any], status: Mapping[str, Any]) -> Outcome:
         conditions = status.get("conditions")
         try:
             parsed = parse_room_spec(spec)
         except InvalidSpec as exc:
-            return self._refused(status, PENDING, "InvalidSpec", str(exc), conditions)
+            return self._refused(status, PENDING, "InvalidSpec", str(exc), conditions, result="invalid")
         world = await self.current_world()
         if world is None:
-            return Outcome({})  # nothing known yet; the next tick tries again
+            return Outcome({}, result="waited")  # nothing known yet; the next tick tries again
         view = RoomView(name, parsed, str(status.get("phase") or ""), str(status.get("node") or ""))
         decision = decide_room(view, world, self.policy, self._acted.get(name, 0.0), self._rng)
         if isinstance(decision, Observe):
@@ -250,29 +305,34 @@ class Reconciler:
                 event = ("Normal", "Moved", f"the room is live on {live.node}")
             if status.get("node") != live.node or status.get("phase") in (None, "", PENDING, CLOSED):
                 wanted["conditions"] = condition(conditions, "Scheduled", True, "Live", f"live on {live.node}")
-            return Outcome(changed(status, wanted), event)
+            self._unplaced_since.pop(name, None)  # a join placed it: not the operator's latency
+            return Outcome(changed(status, wanted), event, "observed")
         if isinstance(decision, Unschedulable):
-            return self._refused(status, PENDING, decision.reason, decision.message, conditions)
+            self._note_unplaced(name)
+            return self._refused(status, PENDING, decision.reason, decision.message, conditions, result="unschedulable")
         if isinstance(decision, Close):
             if decision.release:
                 with contextlib.suppress(*REDIS_ERRORS):
                     await self.registry.release_room(name, decision.release)
             wanted = {"phase": CLOSED, "participants": 0, "publishers": 0, "tracks": 0}
             wanted["conditions"] = condition(conditions, "Scheduled", False, "Closed", "the media pod closed the empty room")
-            return Outcome(changed(status, wanted), ("Normal", "Closed", f"room closed on {status.get('node')}"))
+            return Outcome(changed(status, wanted), ("Normal", "Closed", f"room closed on {status.get('node')}"), "closed")
         if isinstance(decision, Schedule):
+            self._note_unplaced(name)
             return await self._schedule(name, parsed, decision, world, status)
         assert isinstance(decision, Wait)
-        return Outcome({})
+        return Outcome({}, result="waited")
 
-    def _refused(self, status: Mapping[str, Any], phase: str, reason: str, message: str, conditions: Any) -> Outcome:
+    def _refused(
+        self, status: Mapping[str, Any], phase: str, reason: str, message: str, conditions: Any, result: str = "unschedulable"
+    ) -> Outcome:
         previous = {c.get("type"): c for c in conditions or []}.get("Scheduled", {})
         wanted = {"phase": phase, "conditions": condition(conditions, "Scheduled", False, reason, message)}
         # Same reason as last time: nothing new to say (messages may carry
         # ages that change every tick; rewriting them would be an Event a second).
         if previous.get("reason") == reason and previous.get("status") == "False" and status.get("phase") == phase:
-            return Outcome({})
-        return Outcome(changed(status, wanted), ("Warning", reason, message))
+            return Outcome({}, result=result)
+        return Outcome(changed(status, wanted), ("Warning", reason, message), result)
 
     async def _schedule(self, name: str, spec: RoomSpec, decision: Schedule, world: World, status: Mapping[str, Any]) -> Outcome:
         conditions = status.get("conditions")
@@ -296,7 +356,8 @@ class Reconciler:
         wanted = {"phase": SCHEDULED, "node": owner, "participants": 0, "publishers": 0, "tracks": 0}
         wanted["conditions"] = condition(conditions, "Scheduled", True, reason, message or f"scheduled on {owner}")
         log.info("room %s: %s on %s", name, reason.lower(), owner)
-        return Outcome(changed(status, wanted), ("Normal", reason, message or f"scheduled on {owner}"))
+        self._note_placed(name)
+        return Outcome(changed(status, wanted), ("Normal", reason, message or f"scheduled on {owner}"), "scheduled")
 
     async def finalize_room(self, name: str, status: Mapping[str, Any]) -> None:
         """The Room is being deleted: close the room on its node (participants are told) and forget its mapping.
@@ -339,12 +400,51 @@ class Reconciler:
     # -- SFUNodes --------------------------------------------------------------------
 
     async def reconcile_sfunode(self, name: str, status: Mapping[str, Any]) -> Outcome:
-        """SFUNode.status from the node's entry in `nodes`; an Event when its phase changes."""
+        """SFUNode.status from the node's entry in `nodes`; an Event when its phase changes.
+
+        A node gone (no heartbeat) for longer than ``node_gone_grace`` loses
+        its Redis entry and its SFUNode (result ``removed``).
+        """
+        try:
+            outcome = await self._reconcile_sfunode(name, status)
+        except Exception:
+            self.metrics.reconciles.labels("sfunode", "error").inc()
+            raise
+        self.metrics.reconciles.labels("sfunode", outcome.result or ("updated" if outcome.status else "unchanged")).inc()
+        phase = outcome.status.get("phase") or status.get("phase")
+        if outcome.result == "removed":
+            self._node_phases.pop(name, None)
+        elif phase:
+            self._node_phases[name] = str(phase)
+        self._count_phases()
+        return outcome
+
+    async def _remove_gone_node(self, name: str) -> bool:
+        """Forget a node gone for longer than the grace period: its Redis entry, then its SFUNode."""
+        if self.delete_sfunode_object is None:
+            return False
+        try:
+            async with asyncio.timeout(self.config.redis_timeout):
+                await self.registry.remove_node(name)
+        except REDIS_ERRORS as exc:
+            log.warning("cannot remove gone node %s from Redis: %s; retrying", name, exc)
+            return False
+        if not await self.delete_sfunode_object(name):
+            return False
+        log.info("node %s gone for over %g s: removed its SFUNode and Redis entry", name, self.config.node_gone_grace)
+        return True
+
+    async def _reconcile_sfunode(self, name: str, status: Mapping[str, Any]) -> Outcome:
         world = await self.current_world()
         if world is None:
             return Outcome({})
         if status.get("phase") and name not in world.nodes and not world.lost(name, self.config.stale_timeout):
             return Outcome({})  # missing only briefly (Redis restarted empty): keep the phase, no flapping
+        grace = self.config.node_gone_grace
+        if grace > 0 and world.lost(name, self.config.stale_timeout):
+            gone = node_gone_for(world.nodes.get(name), status.get("lastHeartbeat"), world.taken_at)
+            if gone is not None and gone > grace and await self._remove_gone_node(name):
+                return Outcome({}, ("Normal", "Removed", f"no heartbeat for {gone:.0f} s (grace {grace:g} s)"), "removed")
         spec = world.sfunodes.get(name) or self.sfunodes.get(name) or SFUNodeSpec(name)
         mapped = sum(1 for node in world.room_nodes.values() if node == name)
         hosted = len(world.live.get(name, {})) if name in world.live else mapped
@@ -357,6 +457,8 @@ class Reconciler:
         }
         if result.last_heartbeat_ms:
             wanted["lastHeartbeat"] = now_iso(result.last_heartbeat_ms / 1000.0)
+        if result.grpc_port or result.udp_port:
+            wanted["ports"] = {"grpc": result.grpc_port, "udp": result.udp_port}
         event = None
         if status.get("phase") != result.phase:
             wanted["conditions"] = condition(status.get("conditions"), "Ready", result.phase == "Ready", result.reason, result.message)

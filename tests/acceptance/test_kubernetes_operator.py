@@ -255,11 +255,12 @@ async def test_2_kubectl_get_prints_phase_node_participants_and_address_rooms_lo
 
     await eventually(lambda: setup.sfunode(node)["status"].get("rooms") == 1, timeout=5)
     nodes = setup.cluster.kubectl("get", "sfunodes").stdout.splitlines()
-    assert nodes[0].split() == ["NAME", "PHASE", "ADDRESS", "ROOMS", "LOAD", "AGE"]
+    assert nodes[0].split() == ["NAME", "PHASE", "ADDRESS", "GRPC", "UDP", "ROOMS", "LOAD", "AGE"]
     ours = {line.split()[0]: line.split() for line in nodes[1:] if line.startswith(setup.prefix)}
     assert set(ours) == {a.node_id, b.node_id}
-    assert ours[node][1:4] == ["Ready", "127.0.0.1", "1"]
-    float(ours[node][4])  # the load column is a number
+    host = setup.pod(node)
+    assert ours[node][1:6] == ["Ready", "127.0.0.1", host.grpc_target.rpartition(":")[2], str(host.udp_port), "1"]
+    float(ours[node][6])  # the load column is a number
     assert a.node_id in setup.cluster.kubectl("get", "sfn").stdout
 
 

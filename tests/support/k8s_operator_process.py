@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -37,7 +38,7 @@ class OperatorProcess:
         }
         self.process = subprocess.Popen(
             [sys.executable, "-P", "-m", "sfu_operator.main", "--namespace", self.namespace, "--redis-address", self.redis_address,
-             "--identity", self.name, *self.args],
+             "--identity", self.name, "--metrics-host", "127.0.0.1", "--metrics-port", "0", *self.args],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )
         return self
@@ -53,6 +54,14 @@ class OperatorProcess:
                 break
             time.sleep(0.1)
         raise RuntimeError(f"operator {self.name} did not start leading; see {self.log_path}:\n{self.log_text()[-3000:]}")
+
+    @property
+    def metrics_url(self) -> str:
+        """Where this replica serves /metrics (any free port; it logs the one it bound)."""
+        match = re.search(r"metrics: (http://\S+/metrics)", self.log_text())
+        if match is None:
+            raise RuntimeError(f"operator {self.name} has not logged its metrics address yet; see {self.log_path}")
+        return match.group(1)
 
     @property
     def alive(self) -> bool:
