@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 import grpc
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 
 from mediapod import auth
 from mediapod.cluster import Cluster
@@ -63,6 +63,7 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
     registry = CollectorRegistry()
     gauges = computed_on_loop(asyncio.get_running_loop(), node.gauges)
     registry.register(MediaCollector(config.node_id, node.context.counters, gauges))
+    ProcessCollector(registry=registry)  # process_cpu_seconds_total etc.: the node overview's CPU panel
     try:
         metrics_port = serve_metrics(registry, config.metrics_host, config.metrics_port)
     except OSError as exc:
