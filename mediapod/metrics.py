@@ -61,6 +61,11 @@ DATA_DROP_REASONS: tuple[str, ...] = (
     "buffer_full",           # a recipient too slow to take what is queued for it
 )
 
+# Congestion feedback (RTCP) by kind and direction: the only values of the
+# `kind` and `direction` labels of switchboard_congestion_feedback.
+CONGESTION_FEEDBACK_KINDS: tuple[str, ...] = ("twcc", "remb")
+FEEDBACK_DIRECTIONS: tuple[str, ...] = ("received", "sent")
+
 # Signaling front ends that count bad input, and why: the only values of the
 # `frontend` and `reason` labels of switchboard_signal_errors.
 SIGNAL_FRONTENDS: tuple[str, ...] = ("livekit",)
@@ -107,6 +112,7 @@ class MediaCounters:
         "data_packets_forwarded",
         "data_bytes_forwarded",
         "data_drops",
+        "congestion_feedback",
     )
 
     def __init__(self) -> None:
@@ -146,6 +152,10 @@ class MediaCounters:
         self.data_packets_forwarded = 0
         self.data_bytes_forwarded = 0
         self.data_drops: dict[str, int] = dict.fromkeys(DATA_DROP_REASONS, 0)
+        # TWCC feedback we send publishers and read from subscribers (REMB from subscribers), by (kind, direction).
+        self.congestion_feedback: dict[tuple[str, str], int] = {
+            (kind, direction): 0 for kind in CONGESTION_FEEDBACK_KINDS for direction in FEEDBACK_DIRECTIONS
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +248,15 @@ class MediaCollector(Collector):
         for (method, code), value in sorted(c.twirp_calls.items()):
             twirp.add_metric([node, method, code], value)
         yield twirp
+
+        feedback = CounterMetricFamily(
+            "switchboard_congestion_feedback",
+            "RTCP congestion feedback packets: TWCC sent to publishers, TWCC and REMB received from subscribers",
+            labels=[NODE_LABEL, "kind", "direction"],
+        )
+        for (kind, direction), value in c.congestion_feedback.items():
+            feedback.add_metric([node, kind, direction], value)
+        yield feedback
 
         g = self._gauges()
         for name, doc, value in (

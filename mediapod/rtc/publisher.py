@@ -7,13 +7,24 @@ header extension of the first packet.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import struct
 import time
 from collections.abc import Callable
 
 from mediapod.rtc.context import MediaContext
-from mediapod.rtc.sdp import AUDIO_LEVEL_URI, MID_URI, REPAIRED_RID_URI, RID_URI, AnswerMedia, MediaDescription, SessionDescription, write_answer
+from mediapod.rtc.sdp import (
+    AUDIO_LEVEL_URI,
+    MID_URI,
+    REPAIRED_RID_URI,
+    RID_URI,
+    TRANSPORT_CC_URI,
+    AnswerMedia,
+    MediaDescription,
+    SessionDescription,
+    write_answer,
+)
 from mediapod.rtc.speaker import AudioLevelTap
 from mediapod.rtp.errors import MalformedPacket
 from mediapod.rtp.packet import RtpHeader, get_header_extension
@@ -27,10 +38,15 @@ from mediapod.rtp.rtcp import (
 from mediapod.rtp.rtx import unwrap_rtx
 from mediapod.sfu.nack import NackScheduler
 from mediapod.sfu.receiver import TrackReceiver
+from mediapod.sfu.twcc_feedback import TwccRecorder
 from mediapod.transport.peer import TransportState
 from mediapod.transport.sctp import DEFAULT_SCTP_PORT
 
 _SSRC = struct.Struct("!I")
+_U16 = struct.Struct("!H")
+
+# How often a publisher hears TWCC feedback while it sends (libwebrtc: every 50-250 ms).
+TWCC_FEEDBACK_INTERVAL = 0.05
 
 
 class PublisherConnection:
@@ -58,6 +74,10 @@ class PublisherConnection:
         self._rtx: dict[int, tuple[TrackReceiver, int]] = {}  # RTX SSRC -> (receiver, primary payload type)
         # Uplink loss recovery for every stream of this connection (receivers wake it on gaps).
         self.nacks = NackScheduler(self._send_nack, self._count_lost)
+        # Congestion feedback: arrivals of transport-wide sequence numbers, reported on a timer while packets come.
+        self._twcc_extension_id: int | None = None
+        self._twcc = TwccRecorder()
+        self._twcc_timer: asyncio.TimerHandle | None = None
 
     def answer(self, offer: SessionDescription, answers: list[AnswerMedia]) -> str:
         """Apply an offer whose m-lines were already matched to tracks; return our answer."""
@@ -92,6 +112,9 @@ class PublisherConnection:
         rid_id = media.extension_id(RID_URI)
         if rid_id is not None:
             self._rid_extension_id = rid_id
+        twcc_id = media.extension_id(TRANSPORT_CC_URI) if self._context.congestion_control else None
+        if twcc_id is not None:
+            self._twcc_extension_id = twcc_id
         level_id = media.extension_id(AUDIO_LEVEL_URI) if media.kind == "audio" else None
         if level_id is not None:
             self._audio_levels[receiver] = AudioLevelTap(level_id)
@@ -134,7 +157,36 @@ class PublisherConnection:
         if reports:
             self.transport.send_rtcp(ReceiverReport(ssrc=self.rtcp_ssrc, reports=reports[:31]).serialize())
 
+    def _note_arrival(self, packet: bytes) -> None:
+        """Record the packet's transport-wide sequence number for the next TWCC feedback (every packet counts, padding too)."""
+        extension_id = self._twcc_extension_id
+        if extension_id is None:
+            return
+        try:
+            value = get_header_extension(packet, extension_id)
+        except MalformedPacket:
+            return
+        if value is None or len(value) != 2:
+            return
+        self._twcc.on_packet(_U16.unpack(value)[0], time.monotonic())
+        if self._twcc_timer is None:
+            self._twcc_timer = asyncio.get_running_loop().call_later(TWCC_FEEDBACK_INTERVAL, self._send_twcc_feedback)
+
+    def _send_twcc_feedback(self) -> None:
+        """Report what arrived since the last feedback; the timer stops when nothing did and restarts with the next packet."""
+        self._twcc_timer = None
+        media_ssrc = next(iter(self._by_ssrc), 0)
+        packets = self._twcc.feedback(self.rtcp_ssrc, media_ssrc)
+        for packet in packets:
+            self.transport.send_rtcp(packet)
+        if packets:
+            self._counters.congestion_feedback[("twcc", "sent")] += len(packets)
+            self._twcc_timer = asyncio.get_running_loop().call_later(TWCC_FEEDBACK_INTERVAL, self._send_twcc_feedback)
+
     def close(self) -> None:
+        if self._twcc_timer is not None:
+            self._twcc_timer.cancel()
+            self._twcc_timer = None
         self.nacks.close()
         self.transport.close()
         self._by_ssrc.clear()
@@ -153,12 +205,14 @@ class PublisherConnection:
         if receiver is not None:
             packet = self.transport.unprotect_rtp(protected)
             if packet is not None:
+                self._note_arrival(packet)
                 self._on_primary(packet, receiver)
             return
         rtx = self._rtx.get(ssrc)
         if rtx is not None:
             packet = self.transport.unprotect_rtp(protected)
             if packet is not None:
+                self._note_arrival(packet)
                 self._on_rtx(packet, *rtx)
             return
         self._on_unsignaled(protected, ssrc)
@@ -195,6 +249,7 @@ class PublisherConnection:
         packet = self.transport.unprotect_rtp(protected)
         if packet is None:
             return
+        self._note_arrival(packet)
         if rtx_target is not None:
             self._rtx[ssrc] = rtx_target
             self._on_rtx(packet, *rtx_target)
@@ -229,9 +284,17 @@ class PublisherConnection:
         return receiver if receiver is not None and receiver.ssrc == 0 else None
 
     def _on_rtx(self, packet: bytes, receiver: TrackReceiver, payload_type: int) -> None:
-        """A retransmission we asked for: back into the primary stream it belongs to."""
+        """A retransmission we asked for: back into the primary stream it belongs to.
+
+        An RTX packet with no payload at all is padding the sender's
+        bandwidth probe sent (libwebrtc probes this way): its only use was
+        its transport-wide sequence number.
+        """
         try:
-            original = unwrap_rtx(packet, RtpHeader.parse(packet), payload_type, receiver.ssrc)
+            rtx_header = RtpHeader.parse(packet)
+            if rtx_header.payload_end == rtx_header.header_size:
+                return
+            original = unwrap_rtx(packet, rtx_header, payload_type, receiver.ssrc)
             header = RtpHeader.parse(original)
         except MalformedPacket:
             self._counters.drops["rtp_malformed"] += 1

@@ -399,7 +399,8 @@ def write_answer(
     With congestion_control, transport-wide sequence numbers and
     ``transport-cc`` feedback are accepted, so the publisher's send-side
     estimator hears from us; without, the answer is what it was before we
-    sent feedback (a publisher then keeps its start bitrate).
+    sent feedback: REMB negotiated but never sent, so a browser keeps its
+    start bitrate.
     """
     accepted_extensions = ACCEPTED_EXTENSIONS if congestion_control else ACCEPTED_EXTENSIONS - {TRANSPORT_CC_URI}
     media = []
@@ -413,7 +414,7 @@ def write_answer(
             continue
         codec = answer.codec
         if not congestion_control:
-            codec = replace(codec, feedback=[fb for fb in codec.feedback if fb not in CONGESTION_FEEDBACK])
+            codec = replace(codec, feedback=[fb for fb in codec.feedback if fb != TRANSPORT_CC_FEEDBACK])
         entry = _media_base(off.kind, off.mid, codec, local, answer.rtx)
         receiving = not answer.inactive and off.direction in ("sendrecv", "sendonly")
         entry["direction"] = "recvonly" if receiving else "inactive"

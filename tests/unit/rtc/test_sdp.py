@@ -423,7 +423,7 @@ def test_answer_without_congestion_control_negotiates_no_congestion_feedback() -
     assert audio.extensions == {1: AUDIO_LEVEL_URI, 4: MID_URI}
     assert camera.extensions == {4: MID_URI, 10: RID_URI, 11: REPAIRED_RID_URI}
     assert audio.codecs[0].feedback == []
-    assert camera.codecs[0].feedback == [("ccm", "fir"), ("nack", ""), ("nack", "pli")]
+    assert camera.codecs[0].feedback == [("goog-remb", ""), ("ccm", "fir"), ("nack", ""), ("nack", "pli")]
 
 
 def test_answer_receives_the_offered_simulcast_layers() -> None:
