@@ -68,9 +68,12 @@ class ChromiumPublisher:
         self._browser: Browser | None = None
         self._page: Page | None = None
 
-    async def launch(self) -> ChromiumPublisher:
+    async def launch(self, *extra_args: str) -> ChromiumPublisher:
+        """Start Chromium (extra_args after ours, e.g. --use-file-for-fake-video-capture) on a blank localhost page."""
         self._playwright = await async_playwright().start()
-        self._browser = await self._playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        self._browser = await self._playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, *extra_args]
+        )
         self._page = await self._browser.new_page()
         await self._page.route(
             "http://localhost/**", lambda route: route.fulfill(body="<html><body></body></html>", content_type="text/html")
