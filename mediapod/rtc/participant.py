@@ -35,7 +35,7 @@ from mediapod.rtc.speaker import LevelWindow, Speaker
 from mediapod.rtc.ssrc_guard import UnknownSsrcGuard
 from mediapod.rtc.subscriber import SubscriberConnection
 from mediapod.rtc.track import PublishedTrack, TrackAnnouncement
-from mediapod.sfu.downtrack import MAX_TEMPORAL_LAYER
+from mediapod.sfu.forwarder import MAX_TEMPORAL_LAYER
 from mediapod.sfu.receiver import TrackReceiver
 from mediapod.transport.dtls import FINGERPRINT_ALGORITHMS
 from mediapod.transport.peer import TransportState
@@ -496,17 +496,15 @@ class Participant:
     def update_track_settings(
         self, track_sids: list[str], quality: int, width: int, height: int, max_temporal: int | None
     ) -> None:
-        """Set the simulcast layer (and VP8 temporal limit) forwarded for subscribed tracks."""
+        """Pass the subscriber's wish (simulcast quality or size, VP8 temporal limit) to the tracks' Forwarders."""
         self._check_in_room()
-        changes = []
+        subscribed = self.subscriber.subscribed_track_sids()
         for sid in track_sids:
-            track = self._room.find_track(sid)
-            if track is None or sid not in self.subscriber.subscribed_track_sids():
+            if self._room.find_track(sid) is None or sid not in subscribed:
                 raise RequestError(ErrorCode.NOT_FOUND, f"not subscribed to track {sid!r}")
-            changes.append((sid, track.layer_for(quality, width, height)))
         temporal = MAX_TEMPORAL_LAYER if max_temporal is None else max_temporal
-        for sid, layer in changes:
-            self.subscriber.set_layer(sid, layer, temporal)
+        for sid in track_sids:
+            self.subscriber.set_wish(sid, quality, width, height, temporal)
 
     # -- data packets -----------------------------------------------------------
 

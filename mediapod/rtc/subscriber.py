@@ -33,6 +33,7 @@ from mediapod.rtp.rtcp import (
 )
 from mediapod.sfu.blank import blank_frames_for
 from mediapod.sfu.downtrack import DownTrack
+from mediapod.sfu.forwarder import Forwarder, spatial_for
 from mediapod.transport.peer import TransportState
 from mediapod.transport.sctp import DEFAULT_SCTP_PORT
 
@@ -105,6 +106,11 @@ class SubscriberConnection:
         if track.sid in self._by_track:
             return
         codec, rtx = self._codecs_for(track)
+        forwarder = Forwarder(
+            layers=len(track.layers),
+            request_keyframe=track.request_keyframe if track.receiver.has_keyframes else None,
+            on_switch=self._count_layer_switch,
+        )
         downtrack = DownTrack(
             kind=track.kind,
             payload_type=codec.payload_type,
@@ -112,8 +118,7 @@ class SubscriberConnection:
             send=self.transport.send_rtp,
             buffers=tuple(layer.buffer for layer in track.layers),
             counters=self._counters,
-            is_keyframe=track.receiver.is_keyframe,
-            request_keyframe=track.request_keyframe,
+            forwarder=forwarder,
             cname=self._cname,
             rtx_payload_type=rtx.payload_type if rtx is not None else None,
             blank=blank_frames_for(track.mime_type),
@@ -156,12 +161,16 @@ class SubscriberConnection:
         slot.negotiated = False
         self._negotiate()
 
-    def set_layer(self, track_sid: str, layer: int, max_temporal: int) -> None:
-        """Forward a simulcast track's ``layer`` (0 = lowest) to this subscriber from its next keyframe."""
+    def set_wish(self, track_sid: str, quality: int, width: int, height: int, max_temporal: int) -> None:
+        """The subscriber's UpdateTrackSettings for a track: the most it wants, which its Forwarder honours."""
         slot = self._by_track.get(track_sid)
-        if slot is None or slot.downtrack is None:
+        if slot is None or slot.track is None or slot.downtrack is None:
             raise RequestError(ErrorCode.NOT_FOUND, f"not subscribed to track {track_sid!r}")
-        slot.downtrack.set_target_layer(layer, max_temporal)
+        forwarder = slot.downtrack.forwarder
+        forwarder.set_wish(spatial_for(quality, width, height, slot.track.layer_sizes, forwarder.layers), max_temporal)
+
+    def _count_layer_switch(self, direction: str, reason: str) -> None:
+        self._counters.layer_switches += 1
 
     def apply_answer(self, answer: SessionDescription) -> None:
         """Take the client's (parsed) answer to our pending offer: bind what it accepted."""
@@ -301,6 +310,5 @@ class SubscriberConnection:
 
     def _request_keyframe(self, ssrc: int) -> None:
         slot = self._by_ssrc.get(ssrc)
-        if slot is not None and slot.track is not None and slot.downtrack is not None:
-            downtrack = slot.downtrack
-            slot.track.request_keyframe(downtrack.current_layer if downtrack.started else downtrack.target_layer)
+        if slot is not None and slot.downtrack is not None:
+            slot.downtrack.forwarder.request_keyframe()

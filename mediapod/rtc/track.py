@@ -72,20 +72,13 @@ class PublishedTrack:
         for layer in self.layers:
             layer.set_muted(muted)
 
-    def layer_for(self, quality: int, width: int = 0, height: int = 0) -> int:
-        """The layer to forward for a subscriber's wish: a size to fit, else a quality 0..2.
-
-        A size picks the smallest layer at least that large when the publisher
-        announced layer sizes; otherwise quality counts from the lowest layer.
-        """
-        top = len(self.layers) - 1
+    @property
+    def layer_sizes(self) -> tuple[tuple[int, int], ...]:
+        """The announced (width, height) of each layer, lowest first; () unless every layer was announced."""
         sizes = {layer.rid: layer for layer in self.announcement.layers}
-        if (width or height) and self.rids and all(rid in sizes for rid in self.rids):
-            for index, rid in enumerate(self.rids):
-                if sizes[rid].width >= width and sizes[rid].height >= height:
-                    return index
-            return top
-        return max(0, min(quality, top))
+        if not self.rids or not all(rid in sizes for rid in self.rids):
+            return ()
+        return tuple((sizes[rid].width, sizes[rid].height) for rid in self.rids)
 
     def request_keyframe(self, layer: int) -> bool:
         return self.layers[layer].request_keyframe()

@@ -156,6 +156,50 @@ def vp8_is_keyframe(payload: bytes | memoryview) -> bool:
     return pos < n and not payload[pos] & _VP8_INTERFRAME
 
 
+_NO_VP8_FACTS = (False, 0, -1, 0, -1)
+
+
+def vp8_facts(buf: bytes, start: int, end: int) -> tuple[bool, int, int, int, int]:
+    """What a forwarder needs of the VP8 payload ``buf[start:end]``, read in place.
+
+    (keyframe, TID, picture id offset, picture id length, TL0PICIDX offset):
+    offsets from ``start``, -1 (length 0) when the field is absent, TID 0
+    when absent. The per-packet twin of parse_vp8 for the receiver's hot
+    path: no slice, no object, and on anything parse_vp8 would reject, the
+    safe answer (not a keyframe, TID 0, nothing to rewrite) instead of an
+    exception.
+    """
+    n = end - start
+    if n < 2:  # at least the descriptor byte and one byte of VP8 data
+        return _NO_VP8_FACTS
+    b0 = buf[start]
+    starts_frame = (b0 & (_VP8_S | _VP8_PID)) == _VP8_S
+    if not b0 & _VP8_X:
+        return starts_frame and not buf[start + 1] & _VP8_INTERFRAME, 0, -1, 0, -1
+    x = buf[start + 1]
+    pos = 2
+    pid_at, pid_len, tl0_at, tid = -1, 0, -1, 0
+    if x & _VP8_I:
+        if pos >= n:
+            return _NO_VP8_FACTS
+        pid_at, pid_len = pos, 2 if buf[start + pos] & _VP8_M else 1
+        pos += pid_len
+    if x & _VP8_L:
+        if pos >= n:
+            return _NO_VP8_FACTS
+        tl0_at = pos
+        pos += 1
+    if x & (_VP8_T | _VP8_K):
+        if pos >= n:
+            return _NO_VP8_FACTS
+        if x & _VP8_T:
+            tid = buf[start + pos] >> 6
+        pos += 1
+    if pos >= n:
+        return _NO_VP8_FACTS
+    return starts_frame and not buf[start + pos] & _VP8_INTERFRAME, tid, pid_at, pid_len, tl0_at
+
+
 def h264_is_keyframe(payload: bytes | memoryview) -> bool:
     """True if this packet starts an H.264 key frame (RFC 6184); False on anything malformed.
 

@@ -1,8 +1,11 @@
-"""One subscriber's copy of one track: header rewriting and sender reports.
+"""One subscriber's copy of one track: the sending side.
 
-The subscriber sees a stream of our own: our SSRC, a sequence number and
-timestamp space that starts at random and has no gaps we made, and the
-payload type it negotiated. The payload is forwarded untouched.
+Its :class:`~mediapod.sfu.forwarder.Forwarder` decides which packets go,
+its :class:`~mediapod.sfu.rtpmunger.RtpMunger` gives them our numbers; the
+DownTrack writes what the subscriber receives (our SSRC, sequence number,
+timestamp and payload type, our own header extensions, the payload
+untouched), answers NACKs from the buffers through its Sequencer, sends
+sender reports, and ends a muted stream on blank frames.
 """
 
 from __future__ import annotations
@@ -13,44 +16,78 @@ import time
 from collections.abc import Callable
 
 from mediapod.metrics import MediaCounters
-from mediapod.rtp.codecs import parse_vp8
 from mediapod.rtp.errors import MalformedPacket
 from mediapod.rtp.packet import RTP_HEADER_SIZE, RtpHeader
 from mediapod.rtp.rtcp import SenderReport, ntp_now
 from mediapod.rtp.rtx import wrap_rtx
 from mediapod.sfu.blank import BlankFrames
 from mediapod.sfu.buffer import PacketBuffer
+from mediapod.sfu.extpacket import ExtPacket, describe_vp8
+from mediapod.sfu.forwarder import DROP, FORWARD, SKIP, Forwarder
+from mediapod.sfu.rtpmunger import RtpMunger
 from mediapod.sfu.sequencer import Sequencer
-from mediapod.sfu.vp8munger import Vp8Munger
 
 _FIXED = struct.Struct("!BBHII")
+_X = 0x10  # header extension bit of the first RTP byte
 
-# While a video DownTrack waits for its first keyframe, re-ask this often in
-# case the first request or the keyframe itself was lost.
-KEYFRAME_RETRY_INTERVAL = 1.0
-# VP8 temporal layers are 0..2 in practice; this value forwards them all.
-MAX_TEMPORAL_LAYER = 2
+TWCC_SEQUENCE_OFFSET = RTP_HEADER_SIZE + 5
+"""Byte offset of the transport-wide sequence number in a packet we send, plus 4 per CSRC (``packet[0] & 0x0F``).
+
+Our one-byte extension block (RFC 8285 4.2) follows the fixed header and the
+CSRCs: ``BE DE 00 01``, the element byte ``(id << 4) | 1``, the 2-byte value
+(left 0 for the sender to fill in at send time) and one padding byte. RTX
+wrapping keeps the block in front of the original sequence number, so the
+offset holds for retransmissions too.
+"""
+
+
+def _twcc_block(extension_id: int | None) -> bytes:
+    if extension_id is None:
+        return b""
+    if not 1 <= extension_id <= 14:
+        raise ValueError(f"one-byte header extension ids are 1..14, not {extension_id}")
+    return bytes((0xBE, 0xDE, 0x00, 0x01, (extension_id << 4) | 1, 0, 0, 0))
 
 
 class DownTrack:
-    """Forwards one published track to one subscriber PeerConnection.
+    """Sends one published track to one subscriber PeerConnection.
 
-    Video starts on a keyframe so the subscriber's decoder never sees a frame
-    it cannot decode; audio starts on any packet. For simulcast tracks the
-    DownTrack hears every layer and forwards one: it moves to ``target_layer``
-    only on a keyframe of that layer (the Forwarder role in LiveKit's terms).
-    Each (re)start continues our sequence numbers one past the last sent and
-    our clock by the time that passed, so the subscriber sees one continuous
-    stream; within a layer, output = input + fixed offsets, so input gaps stay
-    gaps the subscriber may NACK. NACKed packets are resent from the layer's
-    buffer, over RTX when the subscriber negotiated it (``rtx_payload_type``).
+    Video starts on a keyframe and audio on any packet (the Forwarder's
+    call); either way the subscriber sees one continuous stream (the
+    RtpMunger's job). NACKed packets are resent from the layer's buffer,
+    over RTX when the subscriber negotiated it (``rtx_payload_type``).
+    ``twcc_extension_id``: the id the subscriber negotiated for
+    transport-wide sequence numbers; every packet then carries our
+    extension block (see TWCC_SEQUENCE_OFFSET). The publisher's own
+    extensions are never forwarded: their ids were negotiated with the
+    publisher, not with this subscriber.
     """
 
     __slots__ = (
-        "ssrc", "rtx_ssrc", "payload_type", "rtx_payload_type", "clock_rate", "kind", "_send", "_buffers",
-        "_counters", "_is_keyframe", "_request_keyframe", "_layer", "_target_layer", "_max_temporal", "_bound",
-        "_closed", "_seq_offset", "_ts_offset", "_last_seq", "_last_ts", "_rtx_seq", "_last_sent_at",
-        "packets_sent", "octets_sent", "_last_keyframe_ask", "cname", "sequencer", "_blank", "_vp8",
+        "_blank",
+        "_bound",
+        "_buffers",
+        "_closed",
+        "_counters",
+        "_decide",
+        "_extension_block",
+        "_munger",
+        "_remember",
+        "_rewrites_payload",
+        "_rtx_seq",
+        "_send",
+        "_translate",
+        "clock_rate",
+        "cname",
+        "forwarder",
+        "kind",
+        "octets_sent",
+        "packets_sent",
+        "payload_type",
+        "rtx_payload_type",
+        "rtx_ssrc",
+        "sequencer",
+        "ssrc",
     )
 
     def __init__(
@@ -61,174 +98,107 @@ class DownTrack:
         send: Callable[[bytes], None],
         buffers: tuple[PacketBuffer, ...],
         counters: MediaCounters,
-        is_keyframe: Callable[[bytes], bool] | None,
-        request_keyframe: Callable[[int], bool],
+        forwarder: Forwarder,
         cname: str,
         rtx_payload_type: int | None = None,
         blank: BlankFrames | None = None,
         vp8: bool = False,
+        twcc_extension_id: int | None = None,
     ) -> None:
         """vp8: the track is VP8, whose picture ids and TL0PICIDX continue across layer switches."""
         self.ssrc = secrets.randbits(32) or 1
         self.rtx_ssrc = secrets.randbits(32) or 2
         self.payload_type = payload_type
         self.rtx_payload_type = rtx_payload_type
-        self._buffers = buffers
-        self._counters = counters
-        self._blank = blank
-        self._vp8 = Vp8Munger() if vp8 else None
-        self.sequencer = Sequencer()
-        self._rtx_seq = secrets.randbits(15)
         self.clock_rate = clock_rate
         self.kind = kind
         self.cname = cname
-        self._send = send
-        self._is_keyframe = is_keyframe
-        self._request_keyframe = request_keyframe
-        self._layer = -1  # layer being forwarded; -1 until synced on a (key)frame
-        self._target_layer = len(buffers) - 1  # best quality unless the subscriber asks less
-        self._max_temporal = MAX_TEMPORAL_LAYER
-        self._bound = False
-        self._closed = False
-        self._seq_offset = 0
-        self._ts_offset = 0
-        self._last_seq = secrets.randbits(15)  # room below 2^16 avoids an early wrap
-        self._last_ts = secrets.randbits(32)
-        self._last_sent_at = 0.0
-        self._last_keyframe_ask = 0.0
+        self.forwarder = forwarder
+        self.sequencer = Sequencer()
         self.packets_sent = 0
         self.octets_sent = 0
-
-    @property
-    def started(self) -> bool:
-        return self._layer >= 0
-
-    @property
-    def current_layer(self) -> int:
-        return self._layer
-
-    @property
-    def target_layer(self) -> int:
-        return self._target_layer
+        self._send = send
+        self._buffers = buffers
+        self._counters = counters
+        self._blank = blank
+        self._munger = RtpMunger(clock_rate, vp8=vp8)
+        # Bound once: called for every packet.
+        self._decide = forwarder.decide
+        self._translate = self._munger.translate
+        self._remember = self.sequencer.push
+        self._rewrites_payload = vp8
+        self._extension_block = _twcc_block(twcc_extension_id)
+        self._rtx_seq = secrets.randbits(15)
+        self._bound = False
+        self._closed = False
 
     def bind(self) -> None:
         """The subscriber accepted our offer and its transport is up: start forwarding."""
         if self._bound or self._closed:
             return
         self._bound = True
-        self._ask_keyframe(time.monotonic())
-
-    def set_target_layer(self, layer: int, max_temporal: int = MAX_TEMPORAL_LAYER) -> None:
-        """Forward ``layer`` (clamped to what exists) from its next keyframe on."""
-        layer = max(0, min(layer, len(self._buffers) - 1))
-        self._max_temporal = max_temporal
-        if layer == self._target_layer:
-            return
-        self._target_layer = layer
-        if self._bound and layer != self._layer:
-            self._ask_keyframe(time.monotonic())
-
-    def resume_on_keyframe(self) -> None:
-        """Wait for the next keyframe again, continuing our numbering without a gap."""
-        self._layer = -1
-
-    def mute(self) -> None:
-        """End the stream on blank frames so the decoder stops clean, then hold until a keyframe."""
-        blank = self._blank
-        if self._layer >= 0 and self._bound and blank is not None:
-            now = time.monotonic()
-            ts = (self._last_ts + max(1, int((now - self._last_sent_at) * self.clock_rate))) & 0xFFFFFFFF
-            marker = self.kind == "video"  # each blank video frame is one whole frame
-            for payload in blank.payloads:
-                seq = (self._last_seq + 1) & 0xFFFF
-                header = _FIXED.pack(0x80, (0x80 if marker else 0) | self.payload_type, seq, ts, self.ssrc)
-                self._last_seq, self._last_ts, self._last_sent_at = seq, ts, now
-                self.packets_sent += 1
-                self.octets_sent += len(payload)
-                self._send(header + payload)
-                ts = (ts + blank.frame_ticks) & 0xFFFFFFFF
-        self._layer = -1
+        self.forwarder.start()
 
     def close(self) -> None:
         self._closed = True
         self._bound = False
+        self.forwarder.stop()
 
-    def write(self, packet: bytes, header: RtpHeader, layer: int = 0) -> None:
-        if not self._bound:
+    def mute(self) -> None:
+        """End the stream on blank frames so the decoder stops clean, then hold until unmuted."""
+        blank = self._blank
+        if self.forwarder.current_spatial >= 0 and blank is not None:
+            now = time.monotonic()
+            second = (0x80 if self.kind == "video" else 0) | self.payload_type  # each blank video frame is whole
+            b0 = 0x90 if self._extension_block else 0x80
+            for payload in blank.payloads:
+                seq, ts = self._munger.next_frame(now, blank.frame_ticks)
+                self.packets_sent += 1
+                self.octets_sent += len(payload)
+                self._send(_FIXED.pack(b0, second, seq, ts, self.ssrc) + self._extension_block + payload)
+        self.forwarder.set_muted(True)
+
+    def unmute(self) -> None:
+        """The publisher unmuted: resume on its next keyframe, continuing our numbering."""
+        self.forwarder.set_muted(False)
+
+    def write(self, ext: ExtPacket) -> None:
+        """One packet of any layer of the track, as the receiver described it."""
+        action = self._decide(ext)
+        if action != FORWARD:
+            if action == DROP:
+                return
+            if action == SKIP:
+                self._munger.skip(ext)
+                return
+            self._munger.switch(ext, ext.arrival)
+        translated = self._translate(ext)
+        if translated is None:
             return
-        if layer != self._layer and not self._switch(packet, header, layer):
-            return
-        if self._max_temporal < MAX_TEMPORAL_LAYER and self._above_temporal_limit(packet, header):
-            # Dropped frames must not look lost: later packets move down one number.
-            self._seq_offset = (self._seq_offset - 1) & 0xFFFF
-            return
-        seq = (header.sequence_number + self._seq_offset) & 0xFFFF
-        ts = (header.timestamp + self._ts_offset) & 0xFFFFFFFF
-        advances = ((seq - self._last_seq) & 0xFFFF) < 0x8000
-        if advances:
-            # Not a late packet filling an older hole: it moves the stream on.
-            self._last_seq = seq
-            self._last_ts = ts
-            self._last_sent_at = time.monotonic()
-        self.sequencer.push(seq, header.sequence_number, ts, layer)
+        seq, ts = translated
+        header = ext.header
+        self._remember(seq, header.sequence_number, ts, ext.layer)
         self.packets_sent += 1
         self.octets_sent += header.payload_end - header.header_size
-        self._send(self._munge(packet, header, seq, ts, vp8_advances=advances))
-
-    def _switch(self, packet: bytes, header: RtpHeader, layer: int) -> bool:
-        """Start forwarding ``layer`` if it is the target and this packet may start it."""
-        if layer != self._target_layer:
-            return False
-        is_keyframe = self._is_keyframe
-        if is_keyframe is not None and not is_keyframe(packet[header.header_size : header.payload_end]):
-            now = time.monotonic()
-            if now - self._last_keyframe_ask > KEYFRAME_RETRY_INTERVAL:
-                self._ask_keyframe(now)
-            return False
-        if self._layer >= 0:
-            self._counters.layer_switches += 1
-        # Continue our own numbering one step after what we last sent, and our
-        # clock by the time that passed, so a resumed stream plays in real time.
-        ticks = 1
-        if self._last_sent_at:
-            ticks = max(1, int((time.monotonic() - self._last_sent_at) * self.clock_rate))
-        self._seq_offset = (self._last_seq + 1 - header.sequence_number) & 0xFFFF
-        self._ts_offset = (self._last_ts + ticks - header.timestamp) & 0xFFFFFFFF
-        if self._vp8 is not None:
-            self._vp8.switch(packet, header.header_size, header.payload_end)
-        self._layer = layer
-        return True
-
-    def _above_temporal_limit(self, packet: bytes, header: RtpHeader) -> bool:
-        try:
-            tid = parse_vp8(packet[header.header_size : header.payload_end]).tid
-        except MalformedPacket:
-            return False
-        return tid is not None and tid > self._max_temporal
-
-    def _ask_keyframe(self, now: float) -> None:
-        if self._is_keyframe is not None:
-            self._last_keyframe_ask = now
-            self._request_keyframe(self._target_layer)
+        self._send(self._munge(ext.packet, header, seq, ts, ext if self._rewrites_payload else None))
 
     def _munge(
-        self, packet: bytes, header: RtpHeader, seq: int, ts: int, *, vp8: bool = True, vp8_advances: bool = False
+        self, packet: bytes, header: RtpHeader, seq: int, ts: int, ext: ExtPacket | None, retransmission: bool = False
     ) -> bytes:
-        """The packet as this subscriber sees it: our SSRC, seq, timestamp, payload type (and VP8 picture ids)."""
+        """The packet as this subscriber sees it: our header fields and extensions, the payload (VP8 numbers munged)."""
         b0 = packet[0]
-        if b0 & 0x10:
-            # Strip the publisher's header extensions: their ids were
-            # negotiated with the publisher, not with this subscriber.
+        block = self._extension_block
+        if block or b0 & _X:
             csrc_end = RTP_HEADER_SIZE + 4 * (b0 & 0x0F)
-            out = bytearray(packet[:csrc_end])
-            out += memoryview(packet)[header.header_size :]
-            b0 &= ~0x10
+            out = bytearray(packet[:csrc_end] + block + packet[header.header_size :])
+            b0 = b0 | _X if block else b0 & ~_X
+            payload_start = csrc_end + len(block)
         else:
             out = bytearray(packet)
+            payload_start = header.header_size
         _FIXED.pack_into(out, 0, b0, (0x80 if header.marker else 0) | self.payload_type, seq, ts, self.ssrc)
-        if vp8 and self._vp8 is not None:
-            start = len(out) - (len(packet) - header.header_size)
-            self._vp8.munge(out, start, start + header.payload_end - header.header_size, vp8_advances)
+        if ext is not None:
+            self._munger.rewrite_payload(out, payload_start, ext, retransmission)
         return bytes(out)
 
     def retransmit(self, lost: list[int], now: float) -> None:
@@ -248,8 +218,12 @@ class DownTrack:
             except MalformedPacket:
                 continue
             # The picture-id offsets are the current layer's; a packet of a
-            # layer left since keeps the publisher's numbering.
-            out = self._munge(packet, header, seq, ts, vp8=layer == self._layer)
+            # layer left since keeps the publisher's numbering. Its facts are
+            # read again: a NACK is rare, the hot path keeps none per packet.
+            ext = None
+            if self._rewrites_payload and layer == self.forwarder.current_spatial:
+                ext = describe_vp8(packet, header, now, layer, source_seq)
+            out = self._munge(packet, header, seq, ts, ext, retransmission=True)
             if self.rtx_payload_type is not None:
                 self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
                 out = wrap_rtx(out, RtpHeader.parse(out), self.rtx_payload_type, self._rtx_seq, self.rtx_ssrc)
@@ -261,12 +235,10 @@ class DownTrack:
         """An SR mapping now to our RTP clock, extrapolated from the last packet sent."""
         if self.packets_sent == 0:
             return None
-        elapsed = time.monotonic() - self._last_sent_at
-        rtp_now = (self._last_ts + int(elapsed * self.clock_rate)) & 0xFFFFFFFF
         return SenderReport(
             ssrc=self.ssrc,
             ntp_timestamp=ntp_now(),
-            rtp_timestamp=rtp_now,
+            rtp_timestamp=self._munger.rtp_time(time.monotonic()),
             packet_count=self.packets_sent & 0xFFFFFFFF,
             octet_count=self.octets_sent & 0xFFFFFFFF,
             reports=[],

@@ -1,9 +1,10 @@
 """The receive side of one published track: reception statistics and fan-out.
 
 A TrackReceiver sees every RTP packet of its track once, updates the numbers a
-receiver report needs (RFC 3550 A.3, A.8), and hands the packet to each
-DownTrack. Keyframe requests toward the publisher go through here so they are
-throttled per track, whoever asks.
+receiver report needs (RFC 3550 A.3, A.8), works out the packet's facts once
+(an ExtPacket: extended sequence number, keyframe, temporal layer, VP8
+fields) and hands that to each DownTrack. Keyframe requests toward the
+publisher go through here so they are throttled per track, whoever asks.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from mediapod.rtp.codecs import KEYFRAME_DETECTORS
 from mediapod.rtp.packet import RtpHeader
 from mediapod.rtp.rtcp import ReceptionReport, SenderReport, ntp_middle32
 from mediapod.sfu.buffer import AUDIO_CAPACITY, VIDEO_CAPACITY, PacketBuffer
+from mediapod.sfu.extpacket import describer_for
 from mediapod.sfu.nack import NackGenerator
 
 if TYPE_CHECKING:
@@ -49,22 +51,30 @@ class ReceptionStats:
         self.last_sr_at = 0.0
         self.started = False
 
-    def update(self, seq: int, timestamp: int, arrival: float) -> None:
+    def update(self, seq: int, timestamp: int, arrival: float) -> int:
+        """Count a packet; its extended sequence number (cycles counted past 16 bits)."""
         if not self.started:
             self.started = True
             self.base_seq = self.max_seq = seq
+            extended = seq
         else:
-            delta = (seq - self.max_seq) & 0xFFFF
+            max_seq = self.max_seq
+            delta = (seq - max_seq) & 0xFFFF
             if 0 < delta < 0x8000:
-                if seq < self.max_seq:
+                if seq < max_seq:
                     self.cycles += 0x10000
                 self.max_seq = seq
+                extended = self.cycles + seq
+            else:
+                # Late: in the cycle that puts it just below the highest.
+                extended = self.cycles + seq - (0x10000 if seq > max_seq else 0)
         self.received += 1
         transit = arrival * self.clock_rate - timestamp
         if self._last_transit is not None:
             d = abs(transit - self._last_transit)
             self.jitter += (d - self.jitter) / 16.0
         self._last_transit = transit
+        return extended
 
     def on_sender_report(self, sr: SenderReport, now: float) -> None:
         self.last_sr_ntp = sr.ntp_timestamp
@@ -119,7 +129,9 @@ class TrackReceiver:
         self.mime_type = mime_type
         self.clock_rate = clock_rate
         self.ssrc = ssrc
-        self.is_keyframe = KEYFRAME_DETECTORS.get(mime_type.lower())
+        # Streams whose keyframes we can see start on one, and PLIs for them make sense.
+        self.has_keyframes = mime_type.lower() in KEYFRAME_DETECTORS
+        self._describe = describer_for(mime_type)
         self.layer = layer  # simulcast spatial layer, 0 = lowest (or the only one)
         self.stats = ReceptionStats(clock_rate)
         self.buffer = PacketBuffer(VIDEO_CAPACITY if kind == "video" else AUDIO_CAPACITY)
@@ -144,15 +156,16 @@ class TrackReceiver:
         if sequence_number in buffer:
             return  # a duplicate: retransmitted after it arrived anyway
         buffer.put(sequence_number, packet)
-        self.stats.update(sequence_number, header.timestamp, arrival)
+        extended = self.stats.update(sequence_number, header.timestamp, arrival)
         nacks = self._nacks
         if nacks is not None and nacks.on_packet(sequence_number, arrival) and self._on_gap is not None:
             self._on_gap(self)
-        if self.muted:
+        downtracks = self._downtracks
+        if self.muted or not downtracks:
             return
-        layer = self.layer
-        for downtrack in self._downtracks:
-            downtrack.write(packet, header, layer)
+        ext = self._describe(packet, header, arrival, self.layer, extended)
+        for downtrack in downtracks:
+            downtrack.write(ext)
 
     def due_nacks(self, now: float) -> tuple[list[int], int]:
         """Sequence numbers to NACK now, and how many missing packets were just given up on.
@@ -184,12 +197,12 @@ class TrackReceiver:
                 downtrack.mute()
         else:
             for downtrack in self._downtracks:
-                downtrack.resume_on_keyframe()
+                downtrack.unmute()
             self.request_keyframe()
 
     def request_keyframe(self) -> bool:
         """Ask the publisher for a keyframe unless one was asked for very recently."""
-        if self.is_keyframe is None:
+        if not self.has_keyframes:
             return False
         now = time.monotonic()
         if now - self._last_keyframe_request < KEYFRAME_REQUEST_INTERVAL:

@@ -23,6 +23,8 @@ from mediapod.rtp.packet import RtpHeader
 from mediapod.rtp.rtcp import Nack, parse_rtcp
 from mediapod.sfu.buffer import PacketBuffer
 from mediapod.sfu.downtrack import DownTrack
+from mediapod.sfu.extpacket import ExtPacket
+from mediapod.sfu.forwarder import Forwarder
 from mediapod.sfu.sequencer import Sequencer
 from tests.support.audio import ToneTrack
 from tests.support.lossy_relay import LossyRelay
@@ -267,8 +269,8 @@ def test_6_sequencer_wrap_nack_bitmask_munger_continuity_and_duplicate_nack_supp
     buffer = PacketBuffer(64)
     downtrack = DownTrack(
         kind="video", payload_type=96, clock_rate=90_000, send=lambda data: sent.append(RtpPacket.parse(data)),
-        buffers=(buffer,), counters=MediaCounters(), is_keyframe=_vp8_key_frame_by_aiortc,
-        request_keyframe=lambda layer: True, cname="test", rtx_payload_type=97,
+        buffers=(buffer,), counters=MediaCounters(), forwarder=Forwarder(1, request_keyframe=lambda layer: True),
+        cname="test", rtx_payload_type=97,
     )
     downtrack.bind()
     key, delta = b"\x10\x00key-frame", b"\x10\x01delta-frame"
@@ -277,11 +279,16 @@ def test_6_sequencer_wrap_nack_bitmask_munger_continuity_and_duplicate_nack_supp
         packet = RtpPacket(payload_type=100, sequence_number=seq, timestamp=timestamp, ssrc=0xAAAA, marker=True,
                            payload=payload).serialize()
         buffer.put(seq, packet)
-        downtrack.write(packet, RtpHeader.parse(packet))
+        # The facts the receiver would find, told by aiortc here; the source's
+        # numbers after its wrap (0, 1) are extended past 16 bits by hand.
+        extended = seq if seq >= 40_000 else seq + 0x10000
+        downtrack.write(ExtPacket(packet, RtpHeader.parse(packet), time.monotonic(), 0, extended,
+                                  keyframe=_vp8_key_frame_by_aiortc(payload)))
 
     for i in range(5):
         from_publisher((65533 + i) & 0xFFFF, 50_000 + 3000 * i, key if i == 0 else delta)
-    downtrack.resume_on_keyframe()
+    downtrack.mute()  # the source stops, and restarts elsewhere
+    downtrack.unmute()
     from_publisher(40_000, 7_000_000, delta)  # held back: the new source has not sent a key frame yet
     for i in range(3):
         from_publisher(40_001 + i, 7_003_000 + 3000 * i, key if i == 0 else delta)

@@ -1,16 +1,15 @@
-"""A published track: which layer fits a subscriber's wish, and mute across layers."""
+"""A published track: its announced layer sizes, mute across layers, keyframe requests and close."""
 
 from __future__ import annotations
 
 import asyncio
-
-import pytest
 
 from mediapod.metrics import MediaCounters
 from mediapod.rtc.sdp import Codec
 from mediapod.rtc.track import LayerAnnouncement, PublishedTrack, TrackAnnouncement
 from mediapod.rtp.packet import RtpHeader
 from mediapod.sfu.downtrack import DownTrack
+from mediapod.sfu.forwarder import Forwarder
 from mediapod.sfu.receiver import KEYFRAME_REQUEST_INTERVAL, TrackReceiver
 from tests.support.fake_client import VP8_KEYFRAME, rtp
 
@@ -32,43 +31,33 @@ def simulcast(
 SIZES = {"q": (320, 180), "h": (640, 360), "f": (1280, 720)}
 
 
-@pytest.mark.parametrize(
-    ("width", "height", "layer"),
-    [(320, 180, 0), (321, 100, 1), (640, 360, 1), (1000, 0, 2), (0, 700, 2), (4000, 3000, 2)],
-)
-def test_layer_for_a_size_is_the_smallest_layer_at_least_that_large(width: int, height: int, layer: int) -> None:
-    track, _ = simulcast(SIZES)
-    assert track.layer_for(0, width, height) == layer
+def test_layer_sizes_follow_the_layer_order_once_every_layer_was_announced() -> None:
+    track, _ = simulcast({"f": (1280, 720), "q": (320, 180), "h": (640, 360)})
+    assert track.layer_sizes == ((320, 180), (640, 360), (1280, 720))
 
 
-@pytest.mark.parametrize(("quality", "layer"), [(-3, 0), (0, 0), (1, 1), (2, 2), (9, 2)])
-def test_layer_for_a_quality_counts_from_the_lowest_and_is_clamped(quality: int, layer: int) -> None:
-    track, _ = simulcast(SIZES)
-    assert track.layer_for(quality) == layer
+def test_layer_sizes_are_unknown_when_a_layer_was_not_announced() -> None:
+    assert simulcast()[0].layer_sizes == ()
+    assert simulcast({"q": (320, 180), "h": (640, 360)})[0].layer_sizes == ()
 
 
-def test_a_size_without_announced_layer_sizes_falls_back_to_quality() -> None:
-    track, _ = simulcast()
-    assert track.layer_for(1, 1280, 720) == 1
-
-
-def test_a_single_layer_track_always_gets_layer_0() -> None:
+def test_a_single_layer_track_has_no_layer_sizes() -> None:
     track, _ = simulcast(rids=("",))
-    assert track.layer_for(2, 1920, 1080) == 0
-    assert not track.simulcast
+    assert track.layer_sizes == () and not track.simulcast
 
 
 async def test_mute_stops_every_layer_and_unmute_asks_each_for_a_keyframe() -> None:
     track, plis = simulcast(SIZES)
     sent: list[bytes] = []
+    forwarder = Forwarder(len(track.layers), track.request_keyframe)
     downtrack = DownTrack(
         kind="video", payload_type=96, clock_rate=90000, send=sent.append,
         buffers=tuple(layer.buffer for layer in track.layers), counters=MediaCounters(),
-        is_keyframe=track.receiver.is_keyframe, request_keyframe=track.request_keyframe, cname="viewer",
+        forwarder=forwarder, cname="viewer",
     )
     for layer in track.layers:
         layer.add_downtrack(downtrack)
-    downtrack.set_target_layer(0)
+    forwarder.set_wish(0)
     downtrack.bind()
     for seq in (1, 2):
         packet = rtp(100, seq, payload_type=96, payload=VP8_KEYFRAME)
@@ -104,8 +93,8 @@ def test_close_closes_the_downtracks_of_every_layer() -> None:
     sent: list[bytes] = []
     downtrack = DownTrack(
         kind="video", payload_type=96, clock_rate=90000, send=sent.append,
-        buffers=(track.layers[0].buffer,), counters=MediaCounters(), is_keyframe=None,
-        request_keyframe=track.request_keyframe, cname="viewer",
+        buffers=(track.layers[0].buffer,), counters=MediaCounters(),
+        forwarder=Forwarder(1, request_keyframe=None), cname="viewer",
     )
     track.layers[0].add_downtrack(downtrack)
     downtrack.bind()

@@ -9,6 +9,7 @@ import pytest
 from mediapod.rtp.packet import RtpHeader, RtpPacket
 from mediapod.rtp.rtcp import SenderReport
 from mediapod.sfu import nack
+from mediapod.sfu.extpacket import ExtPacket
 from mediapod.sfu.nack import MAX_ATTEMPTS, REORDER_GRACE, RETRY_INTERVAL, NackScheduler
 from mediapod.sfu.receiver import ReceptionStats, TrackReceiver
 
@@ -19,17 +20,22 @@ class Recorder:
     """A DownTrack stand-in that records what the receiver hands it."""
 
     def __init__(self) -> None:
-        self.sequence_numbers: list[int] = []
+        self.packets: list[ExtPacket] = []
         self.muted = 0
+        self.unmuted = 0
 
-    def write(self, packet: bytes, header: RtpHeader, layer: int) -> None:
-        self.sequence_numbers.append(header.sequence_number)
+    @property
+    def sequence_numbers(self) -> list[int]:
+        return [ext.header.sequence_number for ext in self.packets]
+
+    def write(self, ext: ExtPacket) -> None:
+        self.packets.append(ext)
 
     def mute(self) -> None:
         self.muted += 1
 
-    def resume_on_keyframe(self) -> None:
-        pass
+    def unmute(self) -> None:
+        self.unmuted += 1
 
     def close(self) -> None:
         pass
@@ -47,8 +53,8 @@ def video_receiver(keyframe_requests: list[int], with_nack: bool = True) -> Trac
     )
 
 
-def receive(receiver: TrackReceiver, seq: int, arrival: float = 0.0) -> None:
-    packet = RtpPacket(payload_type=96, sequence_number=seq, timestamp=seq * 3000, ssrc=0x1234, payload=VP8_DELTA).serialize()
+def receive(receiver: TrackReceiver, seq: int, arrival: float = 0.0, payload: bytes = VP8_DELTA) -> None:
+    packet = RtpPacket(payload_type=96, sequence_number=seq, timestamp=seq * 3000, ssrc=0x1234, payload=payload).serialize()
     receiver.on_rtp(packet, RtpHeader.parse(packet), arrival)
 
 
@@ -60,6 +66,71 @@ def test_packets_are_buffered_and_fanned_out_once() -> None:
         receive(receiver, seq)
     assert downtrack.sequence_numbers == [1, 2, 3]
     assert receiver.buffer.get(2) is not None
+
+
+def test_each_packet_is_described_once_and_every_downtrack_gets_the_same_facts() -> None:
+    receiver = TrackReceiver("TR_test", "video", "video/VP8", 90_000, 0x1234, lambda ssrc: None, layer=2)
+    first, second = Recorder(), Recorder()
+    receiver.add_downtrack(first)  # type: ignore[arg-type]
+    receiver.add_downtrack(second)  # type: ignore[arg-type]
+    receive(receiver, 7, arrival=12.5)
+    [ext] = first.packets
+    assert second.packets == [ext], "one ExtPacket per packet, shared"
+    assert (ext.layer, ext.arrival, ext.extended_sequence_number) == (2, 12.5, 7)
+    assert ext.packet[ext.header.header_size :] == VP8_DELTA
+
+
+# RFC 7741 4.2 descriptors, written out byte by byte:
+# X|R|N|S|R|PID, then I|L|T|K|RSV, then the fields I, L and T/K announce, then the VP8 payload header
+# whose lowest bit P is 0 on a key frame.
+SIMULCAST_KEY = bytes([0x90, 0xE0, 0x81, 0x23, 0x07, 0x00, 0x9C]) + b"key"  # 15-bit id 0x0123, TL0 7, TID 0
+DELTA_TID2 = bytes([0x90, 0xE0, 0x05, 0x08, 0x80, 0x01]) + b"delta"  # 7-bit id 5, TL0 8, TID 2
+DELTA_TID1_NO_PID = bytes([0x90, 0x60, 0x09, 0x40, 0x01]) + b"delta"  # no picture id, TL0 9, TID 1
+
+
+def described(payload: bytes, mime_type: str = "video/VP8", seq: int = 1) -> ExtPacket:
+    receiver = TrackReceiver("TR_test", "video", mime_type, 90_000, 0x1234, lambda ssrc: None)
+    recorder = Recorder()
+    receiver.add_downtrack(recorder)  # type: ignore[arg-type]
+    receive(receiver, seq, payload=payload)
+    [ext] = recorder.packets
+    return ext
+
+
+def test_vp8_keyframe_temporal_layer_and_field_offsets_are_found() -> None:
+    key = described(SIMULCAST_KEY)
+    assert (key.keyframe, key.temporal) == (True, 0)
+    assert (key.picture_id_at, key.picture_id_len, key.tl0picidx_at) == (2, 2, 4)
+    delta = described(DELTA_TID2)
+    assert (delta.keyframe, delta.temporal) == (False, 2)
+    assert (delta.picture_id_at, delta.picture_id_len, delta.tl0picidx_at) == (2, 1, 3)
+    bare = described(DELTA_TID1_NO_PID)
+    assert (bare.temporal, bare.picture_id_at, bare.picture_id_len, bare.tl0picidx_at) == (1, -1, 0, 2)
+    plain = described(VP8_DELTA)
+    assert (plain.keyframe, plain.temporal, plain.picture_id_at, plain.tl0picidx_at) == (False, 0, -1, -1)
+
+
+def test_malformed_vp8_gets_safe_facts_and_is_still_handed_on() -> None:
+    for payload in (b"", b"\x90", b"\x90\xe0\x81", SIMULCAST_KEY[:6]):  # empty, X byte missing, cut picture id, no VP8 data
+        ext = described(payload)
+        assert (ext.keyframe, ext.temporal, ext.picture_id_at, ext.tl0picidx_at) == (False, 0, -1, -1), payload
+
+
+def test_h264_keyframes_are_found_by_its_detector_and_audio_has_no_facts() -> None:
+    idr = bytes([0x65]) + b"idr-slice"  # NAL type 5 (RFC 6184 5.2, H.264 table 7-1)
+    assert described(idr, "video/H264").keyframe
+    assert not described(bytes([0x41]) + b"p-slice", "video/H264").keyframe
+    opus = described(b"\xf8\xff\xfe", "audio/opus")
+    assert (opus.keyframe, opus.temporal, opus.picture_id_at) == (False, 0, -1)
+
+
+def test_extended_sequence_numbers_count_wraps_and_place_late_packets() -> None:
+    receiver = video_receiver([])
+    recorder = Recorder()
+    receiver.add_downtrack(recorder)  # type: ignore[arg-type]
+    for seq in (65534, 0, 65535, 1):  # 65535 arrives late, after the wrap
+        receive(receiver, seq)
+    assert [ext.extended_sequence_number for ext in recorder.packets] == [65534, 65536, 65535, 65537]
 
 
 def test_unrecoverable_video_loss_requests_a_keyframe() -> None:
@@ -92,6 +163,8 @@ def test_muted_receiver_blanks_its_downtracks_and_forwards_nothing() -> None:
     receiver.set_muted(True)
     receive(receiver, 1)
     assert downtrack.muted == 1 and downtrack.sequence_numbers == []
+    receiver.set_muted(False)
+    assert downtrack.unmuted == 1
 
 
 def test_reception_report_counts_loss_and_fraction_lost_per_interval() -> None:
