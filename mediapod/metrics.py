@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 T = TypeVar("T")
@@ -66,6 +66,15 @@ DATA_DROP_REASONS: tuple[str, ...] = (
 CONGESTION_FEEDBACK_KINDS: tuple[str, ...] = ("twcc", "remb")
 FEEDBACK_DIRECTIONS: tuple[str, ...] = ("received", "sent")
 
+# Simulcast layer switches: the only values of the `direction` and `reason`
+# labels of switchboard_layer_switches (a subscriber's wish, or its bandwidth).
+SWITCH_DIRECTIONS: tuple[str, ...] = ("up", "down")
+SWITCH_REASONS: tuple[str, ...] = ("subscriber", "bandwidth")
+# Upper bounds (bit/s) of the buckets of switchboard_bwe_estimate_bps.
+BWE_ESTIMATE_BOUNDS: tuple[float, ...] = (
+    100_000.0, 250_000.0, 500_000.0, 1_000_000.0, 2_000_000.0, 4_000_000.0, 8_000_000.0, 16_000_000.0, float("inf")
+)
+
 # Signaling front ends that count bad input, and why: the only values of the
 # `frontend` and `reason` labels of switchboard_signal_errors.
 SIGNAL_FRONTENDS: tuple[str, ...] = ("livekit",)
@@ -113,6 +122,11 @@ class MediaCounters:
         "data_bytes_forwarded",
         "data_drops",
         "congestion_feedback",
+        "probe_bytes",
+        "bwe_estimate_bounds",
+        "bwe_estimate_buckets",
+        "bwe_estimate_count",
+        "bwe_estimate_sum",
     )
 
     def __init__(self) -> None:
@@ -131,7 +145,10 @@ class MediaCounters:
         self.retransmitted_packets = 0
         self.retransmitted_bytes = 0
         self.packets_lost = 0
-        self.layer_switches = 0
+        # Simulcast layer switches by (direction, reason).
+        self.layer_switches: dict[tuple[str, str], int] = {
+            (direction, reason): 0 for direction in SWITCH_DIRECTIONS for reason in SWITCH_REASONS
+        }
         self.dtls_handshakes = 0
         self.dtls_failures = 0
         self.consent_expiries = 0
@@ -156,6 +173,13 @@ class MediaCounters:
         self.congestion_feedback: dict[tuple[str, str], int] = {
             (kind, direction): 0 for kind in CONGESTION_FEEDBACK_KINDS for direction in FEEDBACK_DIRECTIONS
         }
+        # Padding bytes sent to probe subscribers' links.
+        self.probe_bytes = 0
+        # Every bandwidth estimate an allocator acted on: a histogram (non-cumulative bucket counts).
+        self.bwe_estimate_bounds = BWE_ESTIMATE_BOUNDS
+        self.bwe_estimate_buckets = [0] * len(BWE_ESTIMATE_BOUNDS)
+        self.bwe_estimate_count = 0
+        self.bwe_estimate_sum = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +192,12 @@ class RoomGauges:
     subscribed_tracks: int
     # Largest interarrival jitter (RFC 3550 A.8) among received streams, seconds.
     max_jitter_seconds: float = 0.0
+    # Subscriber PeerConnections by StreamAllocator state, and what their allocators decided.
+    allocators_stable: int = 0
+    allocators_deficient: int = 0
+    paused_tracks: int = 0
+    target_bitrate_bps: float = 0.0
+    sent_bitrate_bps: float = 0.0
 
 
 class MediaCollector(Collector):
@@ -200,7 +230,26 @@ class MediaCollector(Collector):
         yield counter("switchboard_nack_misses", "NACKed packets no longer in the buffer", c.nack_misses)
         yield counter("switchboard_retransmitted_packets", "Packets retransmitted to subscribers", c.retransmitted_packets)
         yield counter("switchboard_retransmitted_bytes", "Bytes retransmitted to subscribers", c.retransmitted_bytes)
-        yield counter("switchboard_layer_switches", "Simulcast layer switches made by DownTracks", c.layer_switches)
+        switches = CounterMetricFamily(
+            "switchboard_layer_switches",
+            "Simulcast layer switches made by DownTracks, by direction and reason (subscriber wish or bandwidth)",
+            labels=[NODE_LABEL, "direction", "reason"],
+        )
+        for (direction, reason), value in c.layer_switches.items():
+            switches.add_metric([node, direction, reason], value)
+        yield switches
+        yield counter("switchboard_probe_bytes", "Padding bytes sent to probe subscribers' bandwidth", c.probe_bytes)
+        estimates = HistogramMetricFamily(
+            "switchboard_bwe_estimate_bps",
+            "Per-subscriber bandwidth estimates, one observation each time an allocator decides",
+            labels=[NODE_LABEL],
+        )
+        cumulative, buckets = 0, []
+        for bound, count in zip(c.bwe_estimate_bounds, c.bwe_estimate_buckets, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+        estimates.add_metric([node], buckets, c.bwe_estimate_sum)
+        yield estimates
         yield counter("switchboard_packets_lost", "Publisher packets never recovered by NACK", c.packets_lost)
         yield counter("switchboard_dtls_handshakes", "Completed DTLS-SRTP handshakes", c.dtls_handshakes)
         yield counter("switchboard_dtls_failures", "Failed DTLS-SRTP handshakes", c.dtls_failures)
@@ -265,10 +314,19 @@ class MediaCollector(Collector):
             ("switchboard_published_tracks", "Tracks published on this node", g.published_tracks),
             ("switchboard_max_receive_jitter_seconds", "Largest jitter among streams received from publishers", g.max_jitter_seconds),
             ("switchboard_subscribed_tracks", "DownTracks forwarding on this node", g.subscribed_tracks),
+            ("switchboard_paused_tracks", "Subscribed video tracks the StreamAllocator paused for lack of bandwidth", g.paused_tracks),
+            ("switchboard_target_bitrate_bps", "Bitrate the StreamAllocators allocated to subscribers", g.target_bitrate_bps),
+            ("switchboard_sent_bitrate_bps", "Bitrate sent to subscribers over the last second", g.sent_bitrate_bps),
         ):
             family = GaugeMetricFamily(name, doc, labels=[NODE_LABEL])
             family.add_metric([node], value)
             yield family
+        allocators = GaugeMetricFamily(
+            "switchboard_allocator_subscribers", "Subscriber PeerConnections by StreamAllocator state", labels=[NODE_LABEL, "state"]
+        )
+        allocators.add_metric([node, "STABLE"], g.allocators_stable)
+        allocators.add_metric([node, "DEFICIENT"], g.allocators_deficient)
+        yield allocators
 
 
 def computed_on_loop(loop: asyncio.AbstractEventLoop, compute: Callable[[], T], timeout: float = 2.0) -> Callable[[], T]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from mediapod.config import MediaConfig
@@ -11,6 +12,7 @@ from mediapod.rtc.context import MediaContext, new_sid
 from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.room import Room, RoomSettings
 from mediapod.rtc.ssrc_guard import UnknownSsrcLimits
+from mediapod.sfu.allocator import AllocatorState
 from mediapod.transport.dtls import DtlsCertificate
 from mediapod.transport.udp import UdpMux
 
@@ -90,8 +92,9 @@ class MediaNode:
         room.close(reason="room deleted")
 
     def gauges(self) -> RoomGauges:
-        participants = published = subscribed = 0
-        jitter = 0.0
+        participants = published = subscribed = stable = deficient = paused = 0
+        jitter = target = sent = 0.0
+        now = time.monotonic()
         for room in self.rooms.values():
             participants += len(room.participants)
             for participant in room.participants.values():
@@ -100,7 +103,19 @@ class MediaNode:
                 for track in participant.tracks.values():
                     for layer in track.layers:
                         jitter = max(jitter, layer.stats.jitter / layer.clock_rate)
-        return RoomGauges(len(self.rooms), participants, published, subscribed, jitter)
+                bandwidth = participant.subscriber.bandwidth
+                if bandwidth.state is AllocatorState.STABLE:
+                    stable += 1
+                else:
+                    deficient += 1
+                paused += bandwidth.paused_tracks
+                target += bandwidth.target_bps
+                sent += bandwidth.sent_bps(now)
+        return RoomGauges(
+            len(self.rooms), participants, published, subscribed, jitter,
+            allocators_stable=stable, allocators_deficient=deficient, paused_tracks=paused,
+            target_bitrate_bps=target, sent_bitrate_bps=sent,
+        )
 
     def close(self) -> None:
         for room in list(self.rooms.values()):

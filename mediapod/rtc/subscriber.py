@@ -17,20 +17,34 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.context import MediaContext
 from mediapod.rtc.data import SERVER_CHANNELS
-from mediapod.rtc.sdp import DATA_MID, Codec, OfferMedia, SessionDescription, rtx_codec, write_offer
-from mediapod.rtc.track import PublishedTrack
+from mediapod.rtc.errors import ErrorCode, RequestError
+from mediapod.rtc.sdp import (
+    DATA_MID,
+    SUBSCRIBER_TRANSPORT_CC_EXTENSION_ID,
+    TRANSPORT_CC_URI,
+    Codec,
+    OfferMedia,
+    SessionDescription,
+    rtx_codec,
+    write_offer,
+)
+from mediapod.rtc.track import PublishedTrack, TrackSource
 from mediapod.rtp.rtcp import (
     FullIntraRequest,
     Nack,
     PictureLossIndication,
+    ReceiverReport,
+    Remb,
     RtcpPacket,
     SdesChunk,
     SourceDescription,
+    TransportCC,
     serialize_compound,
 )
+from mediapod.sfu.allocator import TrackPriority
+from mediapod.sfu.bandwidth_controller import BandwidthController
 from mediapod.sfu.blank import blank_frames_for
 from mediapod.sfu.downtrack import DownTrack
 from mediapod.sfu.forwarder import Forwarder, spatial_for
@@ -88,6 +102,8 @@ class SubscriberConnection:
         self._offer_pending = False
         self._dirty = False
         self._session_version = 1
+        # Congestion control: every packet to this subscriber leaves through its pacer.
+        self.bandwidth = BandwidthController(self.transport.send_rtp, self._counters, context.congestion_control)
 
     @property
     def downtrack_count(self) -> int:
@@ -111,11 +127,13 @@ class SubscriberConnection:
             request_keyframe=track.request_keyframe if track.receiver.has_keyframes else None,
             on_switch=self._count_layer_switch,
         )
+        congestion_control = self._context.congestion_control
         downtrack = DownTrack(
             kind=track.kind,
             payload_type=codec.payload_type,
             clock_rate=codec.clock_rate,
-            send=self.transport.send_rtp,
+            # Audio is small and late audio is worse than late video: it is not held back by the pacer.
+            send=self.bandwidth.pacer.sender(immediate=track.kind == "audio"),
             buffers=tuple(layer.buffer for layer in track.layers),
             counters=self._counters,
             forwarder=forwarder,
@@ -123,6 +141,7 @@ class SubscriberConnection:
             rtx_payload_type=rtx.payload_type if rtx is not None else None,
             blank=blank_frames_for(track.mime_type),
             vp8=track.mime_type.lower() == "video/vp8",
+            twcc_extension_id=SUBSCRIBER_TRANSPORT_CC_EXTENSION_ID if congestion_control else None,
         )
         slot = self._free_slot(track.kind, codec)
         if slot is None:
@@ -133,6 +152,8 @@ class SubscriberConnection:
         self._by_ssrc[downtrack.ssrc] = slot
         for layer in track.layers:
             layer.add_downtrack(downtrack)
+        priority = TrackPriority.SCREENSHARE if track.announcement.source == TrackSource.SCREEN_SHARE else TrackPriority.CAMERA
+        self.bandwidth.add_track(track.sid, track.kind, priority, forwarder, track.layers, downtrack)
         self._negotiate()
 
     def _free_slot(self, kind: str, codec: Codec) -> Slot | None:
@@ -155,6 +176,7 @@ class SubscriberConnection:
         for layer in slot.track.layers:
             layer.remove_downtrack(slot.downtrack)
         slot.downtrack.close()
+        self.bandwidth.remove_track(track_sid)
         self._by_ssrc.pop(slot.downtrack.ssrc, None)
         slot.track = None
         slot.downtrack = None
@@ -168,9 +190,10 @@ class SubscriberConnection:
             raise RequestError(ErrorCode.NOT_FOUND, f"not subscribed to track {track_sid!r}")
         forwarder = slot.downtrack.forwarder
         forwarder.set_wish(spatial_for(quality, width, height, slot.track.layer_sizes, forwarder.layers), max_temporal)
+        self.bandwidth.wish_changed()
 
     def _count_layer_switch(self, direction: str, reason: str) -> None:
-        self._counters.layer_switches += 1
+        self._counters.layer_switches[(direction, reason)] += 1
 
     def apply_answer(self, answer: SessionDescription) -> None:
         """Take the client's (parsed) answer to our pending offer: bind what it accepted."""
@@ -184,6 +207,8 @@ class SubscriberConnection:
         if data is not None and not data.rejected:
             self.transport.accept_data_channels(data.sctp_port or DEFAULT_SCTP_PORT)
         self._offer_pending = False
+        # A subscriber that did not take transport-wide sequence numbers sends no TWCC feedback.
+        self.bandwidth.set_transport_feedback(any(m.extension_id(TRANSPORT_CC_URI) is not None for m in answer.media))
         for slot in self._slots:
             media = answer.media_by_mid(slot.mid)
             slot.negotiated = (
@@ -217,6 +242,7 @@ class SubscriberConnection:
         self._slots.clear()
         self._by_track.clear()
         self._by_ssrc.clear()
+        self.bandwidth.close()
         self.transport.close()
 
     def _codecs_for(self, track: PublishedTrack) -> tuple[Codec, Codec | None]:
@@ -273,7 +299,9 @@ class SubscriberConnection:
                 )
             )
         local = self._context.local_parameters(self.transport.ice)
-        self._send_offer(write_offer(slots, local, self._session_version, data_at=self._data_at))
+        self._send_offer(
+            write_offer(slots, local, self._session_version, data_at=self._data_at, congestion_control=self._context.congestion_control)
+        )
 
     def _bind_ready(self) -> None:
         if not self.transport.connected:
@@ -307,6 +335,15 @@ class SubscriberConnection:
                 slot = self._by_ssrc.get(packet.media_ssrc)
                 if slot is not None and slot.downtrack is not None:
                     slot.downtrack.retransmit(packet.lost, time.monotonic())
+            elif isinstance(packet, TransportCC):
+                if not self.bandwidth.on_transport_feedback(packet.raw):
+                    counters.drops["rtcp_malformed"] += 1
+            elif isinstance(packet, Remb):
+                self.bandwidth.on_remb(packet.bitrate)
+            elif isinstance(packet, ReceiverReport):
+                ours = [block.fraction_lost for block in packet.reports if block.ssrc in self._by_ssrc]
+                if ours:
+                    self.bandwidth.on_receiver_loss(max(ours) / 256)
 
     def _request_keyframe(self, ssrc: int) -> None:
         slot = self._by_ssrc.get(ssrc)

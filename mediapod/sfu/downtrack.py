@@ -95,7 +95,7 @@ class DownTrack:
         kind: str,
         payload_type: int,
         clock_rate: int,
-        send: Callable[[bytes], None],
+        send: Callable[[bytes | bytearray], None],
         buffers: tuple[PacketBuffer, ...],
         counters: MediaCounters,
         forwarder: Forwarder,
@@ -184,8 +184,12 @@ class DownTrack:
 
     def _munge(
         self, packet: bytes, header: RtpHeader, seq: int, ts: int, ext: ExtPacket | None, retransmission: bool = False
-    ) -> bytes:
-        """The packet as this subscriber sees it: our header fields and extensions, the payload (VP8 numbers munged)."""
+    ) -> bytearray:
+        """The packet as this subscriber sees it: our header fields and extensions, the payload (VP8 numbers munged).
+
+        A bytearray, so the sender can write the transport-wide sequence
+        number into it when the packet leaves.
+        """
         b0 = packet[0]
         block = self._extension_block
         if block or b0 & _X:
@@ -199,7 +203,7 @@ class DownTrack:
         _FIXED.pack_into(out, 0, b0, (0x80 if header.marker else 0) | self.payload_type, seq, ts, self.ssrc)
         if ext is not None:
             self._munger.rewrite_payload(out, payload_start, ext, retransmission)
-        return bytes(out)
+        return out
 
     def retransmit(self, lost: list[int], now: float) -> None:
         """Answer a subscriber's NACK from the buffer, once per RTT window per packet."""
@@ -223,13 +227,31 @@ class DownTrack:
             ext = None
             if self._rewrites_payload and layer == self.forwarder.current_spatial:
                 ext = describe_vp8(packet, header, now, layer, source_seq)
-            out = self._munge(packet, header, seq, ts, ext, retransmission=True)
+            out: bytes | bytearray = self._munge(packet, header, seq, ts, ext, retransmission=True)
             if self.rtx_payload_type is not None:
                 self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-                out = wrap_rtx(out, RtpHeader.parse(out), self.rtx_payload_type, self._rtx_seq, self.rtx_ssrc)
+                out = wrap_rtx(bytes(out), RtpHeader.parse(out), self.rtx_payload_type, self._rtx_seq, self.rtx_ssrc)
             counters.retransmitted_packets += 1
             counters.retransmitted_bytes += len(out)
             self._send(out)
+
+    def padding_packet(self, size: int) -> bytearray:
+        """A padding-only packet of ``size`` bytes (at most 255 of padding) on our RTX stream, for bandwidth probes.
+
+        RTX keeps probes out of the media's sequence numbers; a receiver
+        drops an RTX packet with no payload (libwebrtc does) after counting
+        it for transport-wide feedback, which is all a probe needs.
+        """
+        assert self.rtx_payload_type is not None, "padding needs an RTX stream"
+        block = self._extension_block
+        padding = max(1, min(255, size - RTP_HEADER_SIZE - len(block)))
+        self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+        b0 = 0xA0 | (_X if block else 0)  # version 2, padding
+        out = bytearray(_FIXED.pack(b0, self.rtx_payload_type, self._rtx_seq, self._munger.last_timestamp, self.rtx_ssrc))
+        out += block
+        out += bytes(padding - 1)
+        out.append(padding)
+        return out
 
     def sender_report(self) -> SenderReport | None:
         """An SR mapping now to our RTP clock, extrapolated from the last packet sent."""

@@ -25,6 +25,7 @@ import collections
 import time
 from collections.abc import Callable
 
+from mediapod.sfu.downtrack import TWCC_SEQUENCE_OFFSET
 from mediapod.sfu.send_history import SendHistory
 
 MAX_BURST_SECONDS = 0.02  # budget saved up while idle: 20 ms at the pacing rate
@@ -39,7 +40,9 @@ class Pacer:
     ``send`` protects and transmits a finished packet. ``history`` remembers
     what was sent under each transport-wide sequence number, for the
     subscriber's feedback; without it (no transport-cc negotiated) nothing
-    is stamped.
+    is stamped. A packet with a header extension block carries ours (the
+    DownTrack never forwards a publisher's), whose sequence number sits at
+    TWCC_SEQUENCE_OFFSET after the CSRCs.
     """
 
     __slots__ = (
@@ -49,8 +52,11 @@ class Pacer:
         "_queue",
         "_refilled_at",
         "_send",
+        "_sample_at",
+        "_sample_bytes",
         "_sequence",
         "_timer",
+        "bytes_sent",
         "history",
         "queued_bytes",
     )
@@ -63,10 +69,13 @@ class Pacer:
         self.set_rate(rate_bps)
         self._budget = self._max_budget
         self._refilled_at = time.monotonic()
-        self._queue: collections.deque[tuple[bytearray, int, float]] = collections.deque()
+        self._queue: collections.deque[tuple[bytes | bytearray, int, float]] = collections.deque()
         self._timer: asyncio.TimerHandle | None = None
         self._sequence = 0
         self.queued_bytes = 0
+        self.bytes_sent = 0
+        self._sample_at = self._refilled_at
+        self._sample_bytes = 0
 
     @property
     def rate_bps(self) -> float:
@@ -77,17 +86,26 @@ class Pacer:
         self._bytes_per_second = max(rate_bps, MIN_RATE_BPS) / 8
         self._max_budget = self._bytes_per_second * MAX_BURST_SECONDS
 
-    def send(self, packet: bytearray, twcc_at: int, audio: bool = False) -> None:
-        """Send packet now if the budget allows (always for audio), else queue it behind the others.
+    def sender(self, immediate: bool) -> Callable[[bytes | bytearray], None]:
+        """A send function for one DownTrack: immediate for audio (see the module docstring), paced for video."""
+        return self.send_now if immediate else self.send
 
-        twcc_at is where the packet's transport-wide sequence number goes
-        (two bytes), or -1 when it carries none.
-        """
+    def send_now(self, packet: bytes | bytearray) -> None:
+        """Send at once whatever the budget (audio, probe padding), spending it all the same."""
+        self.send(packet, immediate=True)
+
+    def send(self, packet: bytes | bytearray, immediate: bool = False) -> None:
+        """Send packet now if the budget allows, else queue it behind the others."""
         now = time.monotonic()
         budget = self._budget + (now - self._refilled_at) * self._bytes_per_second
         self._budget = min(self._max_budget, budget)
         self._refilled_at = now
-        if audio or (not self._queue and self._budget > 0):
+        twcc_at = -1
+        if self.history is not None and packet[0] & 0x10:
+            twcc_at = TWCC_SEQUENCE_OFFSET + 4 * (packet[0] & 0x0F)
+            if type(packet) is not bytearray:
+                packet = bytearray(packet)
+        if immediate or (not self._queue and self._budget > 0):
             self._budget -= len(packet)
             self._emit(packet, twcc_at, now)
             return
@@ -96,15 +114,26 @@ class Pacer:
         if self._timer is None:
             self._schedule(now)
 
-    def _emit(self, packet: bytearray, twcc_at: int, now: float) -> None:
+    def _emit(self, packet: bytes | bytearray, twcc_at: int, now: float) -> None:
         history = self.history
         if history is not None and twcc_at >= 0:
             sequence = self._sequence
             self._sequence = (sequence + 1) & 0xFFFF
-            packet[twcc_at] = sequence >> 8
-            packet[twcc_at + 1] = sequence & 0xFF
+            packet[twcc_at] = sequence >> 8  # type: ignore[index]  # a bytearray whenever twcc_at >= 0
+            packet[twcc_at + 1] = sequence & 0xFF  # type: ignore[index]
             history.record(sequence, now, len(packet))
-        self._send(bytes(packet))
+        self.bytes_sent += len(packet)
+        self._send(packet if type(packet) is bytes else bytes(packet))
+
+    def sent_bps(self, now: float, window: float) -> float:
+        """The rate sent since the last sample, which is taken again once it is ``window`` old."""
+        elapsed = now - self._sample_at
+        if elapsed <= 0:
+            return 0.0
+        rate = 8 * (self.bytes_sent - self._sample_bytes) / elapsed
+        if elapsed >= window:
+            self._sample_at, self._sample_bytes = now, self.bytes_sent
+        return rate
 
     def _schedule(self, now: float) -> None:
         wait = -self._budget / self._bytes_per_second if self._budget < 0 else 0.0

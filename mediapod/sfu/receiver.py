@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 # of subscribers joining or losing packets must not make the encoder emit a
 # keyframe per request.
 KEYFRAME_REQUEST_INTERVAL = 0.5
+# A stream's bitrate is measured over windows of this many seconds...
+BITRATE_WINDOW = 0.5
+# ...and a stream that sent nothing for this long is taken as stopped.
+STOPPED_AFTER = 1.0
 
 
 class ReceptionStats:
@@ -141,6 +145,12 @@ class TrackReceiver:
         self._send_pli = send_pli
         self._last_keyframe_request = 0.0
         self.muted = False
+        # Received bytes and the bitrate measured from them (see bitrate_bps).
+        self.octets = 0
+        self.last_arrival = 0.0
+        self._rate_bps = 0.0
+        self._rate_at = 0.0
+        self._rate_octets = 0
 
     def add_downtrack(self, downtrack: DownTrack) -> None:
         # A tuple swapped on change keeps per-packet iteration allocation-free
@@ -156,6 +166,10 @@ class TrackReceiver:
         if sequence_number in buffer:
             return  # a duplicate: retransmitted after it arrived anyway
         buffer.put(sequence_number, packet)
+        self.octets += len(packet)
+        self.last_arrival = arrival
+        if not self._rate_at:
+            self._rate_at = arrival  # the first window starts with the first packet
         extended = self.stats.update(sequence_number, header.timestamp, arrival)
         nacks = self._nacks
         if nacks is not None and nacks.on_packet(sequence_number, arrival) and self._on_gap is not None:
@@ -166,6 +180,25 @@ class TrackReceiver:
         ext = self._describe(packet, header, arrival, self.layer, extended)
         for downtrack in downtracks:
             downtrack.write(ext)
+
+    def bitrate_bps(self, now: float) -> float:
+        """What this stream carries, for the StreamAllocator: bits over the last window, smoothed; 0 once it stops.
+
+        Measured when asked (every subscriber's allocator asks, at most a few
+        times a second), not per packet. A keyframe makes one window jump, so
+        each new window counts half. A stream silent for STOPPED_AFTER is not
+        being sent: its layer cannot be chosen.
+        """
+        if not self.octets or now - self.last_arrival > STOPPED_AFTER:
+            return 0.0
+        elapsed = now - self._rate_at
+        measured = 8 * (self.octets - self._rate_octets) / elapsed if elapsed > 0 else 0.0
+        if elapsed < BITRATE_WINDOW:
+            # A stream younger than one window: what it sent so far is the best guess.
+            return self._rate_bps or measured
+        self._rate_bps = (self._rate_bps + measured) / 2 if self._rate_bps else measured
+        self._rate_at, self._rate_octets = now, self.octets
+        return self._rate_bps
 
     def due_nacks(self, now: float) -> tuple[list[int], int]:
         """Sequence numbers to NACK now, and how many missing packets were just given up on.

@@ -9,7 +9,7 @@ from mediapod.rtp.twcc import TwccFeedback
 from mediapod.sfu.pacer import MAX_QUEUE_DELAY, Pacer
 from mediapod.sfu.send_history import SendHistory
 
-TWCC_AT = 17  # 12-byte header, 4-byte extension block header, 1 element byte
+TWCC_AT = 17  # 12-byte header, 4-byte extension block header, 1 element byte: where the DownTrack leaves room
 
 
 def packet(size: int = 1200, marker: int = 0) -> bytearray:
@@ -34,7 +34,7 @@ async def test_packets_within_the_budget_leave_at_once_numbered_one_after_anothe
     wire, history = Wire(), SendHistory()
     pacer = Pacer(wire, history, rate_bps=2_000_000)
     for _ in range(3):
-        pacer.send(packet(1000), TWCC_AT)
+        pacer.send(packet(1000))
 
     assert wire.sequences() == [0, 1, 2]
     assert all(isinstance(data, bytes) and len(data) == 1000 for _, data in wire.sent)
@@ -45,7 +45,7 @@ async def test_a_burst_leaves_spread_at_the_rate_in_order() -> None:
     pacer = Pacer(wire, SendHistory(), rate_bps=1_000_000)
     start = time.monotonic()
     for i in range(20):
-        pacer.send(packet(1200, marker=i), TWCC_AT)
+        pacer.send(packet(1200, marker=i))
     immediately = len(wire.sent)
     await asyncio.sleep(0.3)
 
@@ -60,13 +60,13 @@ async def test_a_burst_leaves_spread_at_the_rate_in_order() -> None:
     pacer.close()
 
 
-async def test_audio_leaves_at_once_even_behind_queued_video() -> None:
+async def test_immediate_packets_leave_at_once_even_behind_queued_video() -> None:
     wire = Wire()
     pacer = Pacer(wire, SendHistory(), rate_bps=100_000)
     for _ in range(5):
-        pacer.send(packet(1200), TWCC_AT)
+        pacer.send(packet(1200))
     queued = len(wire.sent)
-    pacer.send(packet(100), TWCC_AT, audio=True)
+    pacer.send(packet(100), immediate=True)
 
     assert len(wire.sent) == queued + 1 and len(wire.sent[-1][1]) == 100
     assert pacer.queued_bytes > 0
@@ -77,26 +77,51 @@ async def test_a_queue_older_than_its_limit_is_flushed() -> None:
     wire = Wire()
     pacer = Pacer(wire, SendHistory(), rate_bps=64_000)
     for _ in range(10):
-        pacer.send(packet(1200), TWCC_AT)
+        pacer.send(packet(1200))
     await asyncio.sleep(MAX_QUEUE_DELAY + 0.1)
 
     # 12 kB at 8 kB/s would need 1.5 s; the queue's age limit sends it all sooner.
     assert len(wire.sent) == 10 and pacer.queued_bytes == 0
 
 
-async def test_without_history_nothing_is_stamped() -> None:
+async def test_without_history_or_without_an_extension_block_nothing_is_stamped() -> None:
+    marked = packet(500)
+    marked[TWCC_AT : TWCC_AT + 2] = b"\xab\xcd"
+    plain = bytearray(marked)
+    plain[0] = 0x80
     wire = Wire()
-    pacer = Pacer(wire, None, rate_bps=1_000_000)
-    pacer.send(packet(500), TWCC_AT)
+    Pacer(wire, None, rate_bps=1_000_000).send(marked)
+    Pacer(wire, SendHistory(), rate_bps=1_000_000).send(plain)
 
-    assert wire.sequences() == [0]
+    assert wire.sequences() == [0xABCD, 0xABCD]
+
+
+async def test_bytes_are_stamped_too_and_what_leaves_is_bytes() -> None:
+    wire = Wire()
+    pacer = Pacer(wire, SendHistory(), rate_bps=1_000_000)
+    pacer.send(bytes(packet(300)))
+    pacer.send(bytes(packet(300)))
+
+    assert wire.sequences() == [0, 1]
+    assert all(type(data) is bytes for _, data in wire.sent)
+
+
+async def test_the_sent_rate_counts_what_left() -> None:
+    pacer = Pacer(Wire(), None, rate_bps=10_000_000)
+    start = time.monotonic()
+    for _ in range(10):
+        pacer.send(packet(1000))
+    await asyncio.sleep(0.1)
+
+    rate = pacer.sent_bps(time.monotonic(), window=1.0)
+    assert 8 * 10_000 / 0.2 <= rate <= 8 * 10_000 / (time.monotonic() - start) * 1.01
 
 
 async def test_the_history_remembers_each_stamp_with_its_size_and_time() -> None:
     wire, history = Wire(), SendHistory()
     pacer = Pacer(wire, history, rate_bps=10_000_000)
     for size in (300, 400, 500):
-        pacer.send(packet(size), TWCC_AT)
+        pacer.send(packet(size))
 
     results = history.results(TwccFeedback(base_sequence=0, reference_time=1, feedback_count=0, arrivals=[1000, None, 3000]))
     assert [(r.sequence, r.size, r.arrival) for r in results] == [(0, 300, 0.065), (1, 400, None), (2, 500, 0.067)]

@@ -252,3 +252,22 @@ async def test_a_late_packet_is_not_nacked_again() -> None:
     await asyncio.sleep(REORDER_GRACE * 5)
     assert sent == []
     scheduler.close()
+
+
+def test_bitrate_is_measured_over_windows_and_is_zero_once_the_stream_stops() -> None:
+    from mediapod.rtp.packet import RtpHeader as Header
+    from mediapod.sfu.receiver import STOPPED_AFTER, TrackReceiver as Receiver
+
+    receiver = Receiver("TR_rate", "video", "video/VP8", 90000, 1, lambda ssrc: None)
+    assert receiver.bitrate_bps(100.0) == 0.0
+
+    def receive(first: int, end: int) -> None:  # packets of 1000 bytes, 100 a second: 800 kbit/s
+        for n in range(first, end):
+            packet = bytes([0x80, 96]) + n.to_bytes(2, "big") + bytes(8) + bytes(988)
+            receiver.on_rtp(packet, Header.parse(packet), 100.0 + n / 100)
+
+    receive(0, 26)
+    assert receiver.bitrate_bps(100.25) == pytest.approx(800_000 * 26 / 25, rel=0.01)  # provisional, in the first window
+    receive(26, 100)
+    assert receiver.bitrate_bps(101.0) == pytest.approx(800_000, rel=0.01)
+    assert receiver.bitrate_bps(100.99 + STOPPED_AFTER + 0.01) == 0.0
