@@ -41,7 +41,7 @@ DEFICIENT      allocate; still deficient, no probe         DEFICIENT +    ProbeR
 probing        on_probe_finished, estimate >= goal         DEFICIENT      backoff reset; the next allocate
                                                                           upgrades (reason "probe")
 probing        on_probe_finished failed, or no report      DEFICIENT      next probe waits twice as long as
-               by deadline                                                the last wait: 4, 8, 16, 30, 30 s
+               by deadline                                                the last wait: 2, 4, 8, 8 s
 DEFICIENT      allocate; nobody held below its wish        STABLE         highest priority resumed first;
                (estimate rose past headroom, probe                        probe backoff reset
                confirmed, wish lowered, track removed

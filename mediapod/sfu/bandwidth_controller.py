@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -45,6 +46,8 @@ from mediapod.sfu.probe_controller import ProbeRequest
 from mediapod.sfu.receiver import TrackReceiver
 from mediapod.sfu.send_history import SendHistory
 
+log = logging.getLogger(__name__)
+
 # Packets leave at up to this multiple of the estimate: media is bursty at
 # the frame scale, and a pacer at exactly the link rate would hold every
 # keyframe back for its whole transmission time.
@@ -54,6 +57,7 @@ PROBE_TICK = 0.01  # padding is sent in 10 ms portions
 PADDING_PACKET = 255  # bytes of RTP padding per probe packet (the count is one byte)
 PROBE_FEEDBACK_WAIT = 0.4  # after a probe ends, wait this long for its feedback
 SENT_RATE_WINDOW = 1.0  # the sent-bitrate gauge averages over this
+PROBE_GOAL_TOLERANCE = 0.9
 
 
 @dataclass(slots=True)
@@ -122,7 +126,7 @@ class BandwidthController:
         self._timer: asyncio.TimerHandle | None = None
         self._probe: _ProbeMeter | None = None
         self._probe_timer: asyncio.TimerHandle | None = None
-        self._probe_credit = 0.0  # padding bytes owed to the current probe
+        self._probe_sent_before = 0  # the pacer's byte count when the current probe started
         self._closed = False
 
     @property
@@ -258,6 +262,12 @@ class BandwidthController:
             elif allocation.layer >= 0:
                 forwarder.allocate(allocation.layer)
         self.paused_tracks = paused
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "allocate: estimate %.0f state %s allocated %.0f layers %s probe %s",
+                estimate, result.state.name, result.allocated_bps,
+                {key[-4:]: (a.layer, a.limited_by) for key, a in result.allocations.items()}, result.probe,
+            )
         if self.estimator is not None:
             self._observe_estimate(estimate)
         self.pacer.set_rate(max(estimate, self._allocated_bps) * PACING_FACTOR)
@@ -286,25 +296,31 @@ class BandwidthController:
             self.allocator.on_probe_finished(False, self.estimate_bps, time.monotonic())
             return
         self._probe = _ProbeMeter(probe)
-        self._probe_credit = 0.0
+        self._probe_sent_before = self.pacer.bytes_sent
         self.pacer.set_rate(probe.goal_bps * PACING_FACTOR)
         self._probe_tick()
 
     def _probe_tick(self) -> None:
+        """Pad up to the probe's goal: whatever media left since the start, padding makes up the rest.
+
+        Closing the loop on what was actually sent (not on what the
+        allocator expected media to use) puts the goal's rate on the wire.
+        """
         self._probe_timer = None
         meter = self._probe
         if meter is None or self._closed:
             return
         now = time.monotonic()
-        if now >= meter.probe.ends_at:
+        probe = meter.probe
+        if now >= probe.ends_at:
             self._probe_timer = asyncio.get_running_loop().call_later(PROBE_FEEDBACK_WAIT, self._finish_probe)
             return
         downtrack = self._padding_track()
         if downtrack is not None:
-            self._probe_credit += meter.probe.padding_bps * PROBE_TICK / 8
-            while self._probe_credit >= PADDING_PACKET:
+            owed = probe.goal_bps / 8 * (now - probe.started_at + PROBE_TICK) - (self.pacer.bytes_sent - self._probe_sent_before)
+            while owed >= PADDING_PACKET:
                 packet = downtrack.padding_packet(PADDING_PACKET)
-                self._probe_credit -= len(packet)
+                owed -= len(packet)
                 self._counters.probe_bytes += len(packet)
                 self.pacer.send_now(packet)
         self._probe_timer = asyncio.get_running_loop().call_later(PROBE_TICK, self._probe_tick)
@@ -319,7 +335,13 @@ class BandwidthController:
         clean = meter.lost == 0 and self.estimator.signal is not BandwidthSignal.OVERUSING
         if clean and rate > 0:
             self.estimator.on_probe_result(rate, now)
-        self.allocator.on_probe_finished(clean, self.estimate_bps, now)
+        # A rate measured over a few hundred milliseconds of arrivals is a
+        # few percent off either way: within PROBE_GOAL_TOLERANCE of the goal
+        # the link carried it.
+        reached = clean and rate >= PROBE_GOAL_TOLERANCE * meter.probe.goal_bps
+        log.debug("probe to %.0f: measured %.0f, lost %d, clean %s", meter.probe.goal_bps, rate, meter.lost, clean)
+        estimate = max(self.estimate_bps, meter.probe.goal_bps) if reached else self.estimate_bps
+        self.allocator.on_probe_finished(reached, estimate, now)
         self._allocate()
 
     def close(self) -> None:

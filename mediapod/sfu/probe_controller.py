@@ -18,22 +18,24 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-# A failed probe overloads the link by at most overage x duration: with +25 %
-# for 0.5 s that is 125 ms worth of queued data, which a jitter buffer rides
-# out; the caller's estimator usually aborts sooner. Simulcast layers are
-# ~2-4x apart, so a big step is reached by several successful probes in a row.
-PROBE_DURATION_S = 0.5
-PROBE_MAX_OVERAGE_RATIO = 0.25
-# On fast links +25 % would be megabits of padding; half a megabit is enough
+# A failed probe overloads the link by at most overage x duration: with +50 %
+# for 0.3 s that is 150 ms worth of the link's rate, which fits the queue of
+# a home router (tested against a 300 kbit/s link with a 213 ms queue) and
+# which a jitter buffer rides out. Simulcast layers are ~2-4x apart, so one
+# or two successful probes reach the next layer.
+PROBE_DURATION_S = 0.3
+PROBE_MAX_OVERAGE_RATIO = 0.5
+# On fast links +50 % would be megabits of padding; half a megabit is enough
 # to confirm the next layer of any camera or screenshare.
 PROBE_MAX_OVERAGE_BPS = 500_000.0
 # After a success the next probe may follow soon (the next step up); each
-# failure doubles the wait, up to 30 s: a link that is really full then pays
-# at most 0.5 s of padding every 30 s (< 0.5 % overhead). LiveKit uses
-# 5 s x 1.5 up to 30 s; we start shorter because our probes are shorter.
-PROBE_INTERVAL_BASE_S = 2.0
+# failure doubles the wait, up to 8 s: a link that is really full then pays
+# at most 0.3 s of padding every 8 s (< 2 % of its time), and a link that
+# frees up is found within 8 s. LiveKit uses 5 s x 1.5 up to 30 s; we start
+# shorter because our probes are shorter.
+PROBE_INTERVAL_BASE_S = 1.0
 PROBE_BACKOFF_FACTOR = 2.0
-PROBE_INTERVAL_MAX_S = 30.0
+PROBE_INTERVAL_MAX_S = 8.0
 # "The estimate is stable": not lowered during the last second. GCC lowers
 # its estimate in steps a few feedback intervals (~100 ms each) apart, so a
 # second without a decrease means the decrease phase is over.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -43,6 +44,8 @@ class Reception:
     audio_frames: int = 0
     tone_frames: int = 0  # audio frames that carry the tone
     video_frames: int = 0
+    tone_times: list[float] = field(default_factory=list)  # monotonic time of each tone frame
+    video_sizes: list[tuple[float, int, int]] = field(default_factory=list)  # (monotonic time, width, height) per frame
     subscribed: list[tuple[str, str]] = field(default_factory=list)  # (participant identity, kind)
     connected: list[str] = field(default_factory=list)  # identities seen in participant_connected
 
@@ -72,10 +75,12 @@ class SdkClient:
             samples = np.frombuffer(event.frame.data, dtype=np.int16).astype(np.float64)
             if samples.size and math.sqrt(float(np.mean(samples**2))) > TONE_RMS_THRESHOLD:
                 self.reception.tone_frames += 1
+                self.reception.tone_times.append(time.monotonic())
 
     async def _read_video(self, track: rtc.Track) -> None:
-        async for _ in rtc.VideoStream(track):
+        async for event in rtc.VideoStream(track):
             self.reception.video_frames += 1
+            self.reception.video_sizes.append((time.monotonic(), event.frame.width, event.frame.height))
 
     async def publish(self, *, video: bool) -> None:
         """Publish a sine (and a moving test pattern) and keep feeding them until close."""

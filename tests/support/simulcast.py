@@ -20,6 +20,7 @@ import secrets
 from dataclasses import dataclass, field
 
 import av
+import numpy as np
 from aiortc import (
     RTCCertificate,
     RTCDtlsFingerprint,
@@ -40,6 +41,23 @@ from mediapod.protocol import models_pb2, signal_pb2
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
 PAYLOAD_TYPE = 96
+
+
+class ConstantRateVp8Encoder(Vp8Encoder):
+    """aiortc's VP8 encoder (constant bitrate) at a rate of our choosing.
+
+    aiortc clamps target bitrates to 250 kbit/s and up; a test of bandwidth
+    allocation needs layers below that, as browsers send them.
+    """
+
+    def __init__(self, bitrate: int) -> None:
+        super().__init__()
+        self._bitrate = bitrate
+        self._Vp8Encoder__target_bitrate = bitrate  # the encoder's rate-control buffer is sized from it
+
+    @property  # type: ignore[override]
+    def target_bitrate(self) -> int:
+        return self._bitrate
 
 
 @dataclass
@@ -68,6 +86,9 @@ class SimulcastPublisher:
     # Offer generic NACK but never retransmit, and never send every n-th
     # packet (0: send all): uplink loss the media pod cannot recover.
     lose_every: int = 0
+    # Noise takes whatever bitrate it is given and more; a moving textured
+    # gradient lets a ConstantRateVp8Encoder hold the rate it was set to.
+    textured: bool = False
     track_sid: str = ""
     _dtls: RTCDtlsTransport | None = None
     _ice: RTCIceTransport | None = None
@@ -169,9 +190,12 @@ class SimulcastPublisher:
             if force_keyframe:
                 last_keyframe = now
             for layer in self.layers:
-                frame = av.VideoFrame(layer.width, layer.height, "yuv420p")
-                for plane in frame.planes:
-                    plane.update(rng.randbytes(plane.buffer_size))
+                if self.textured:
+                    frame = _textured_frame(layer.width, layer.height, frame_index, rng)
+                else:
+                    frame = av.VideoFrame(layer.width, layer.height, "yuv420p")
+                    for plane in frame.planes:
+                        plane.update(rng.randbytes(plane.buffer_size))
                 frame.pts, frame.time_base = frame_index * (90_000 // self.fps), time_base
                 payloads, timestamp = layer.encoder.encode(frame, force_keyframe)
                 for i, payload in enumerate(payloads):
@@ -192,3 +216,11 @@ class SimulcastPublisher:
                     await self._dtls._send_rtp(packet.serialize(extensions))
             frame_index += 1
             await asyncio.sleep(max(0.0, started + frame_index / self.fps - loop.time()))
+
+
+def _textured_frame(width: int, height: int, index: int, rng: random.Random) -> av.VideoFrame:
+    """A diagonal gradient moving 4 pixels a frame, with light grain: compressible, but never free."""
+    ramp = np.add.outer(np.arange(height), np.arange(width)).astype(np.int16) * 3 + index * 4
+    grain = np.frombuffer(rng.randbytes(width * height), dtype=np.uint8).reshape(height, width).astype(np.int16) % 21 - 10
+    luma = (ramp % 256 + grain).clip(0, 255).astype(np.uint8)
+    return av.VideoFrame.from_ndarray(np.concatenate([luma, np.full((height // 2, width), 128, np.uint8)]), format="yuv420p")

@@ -409,8 +409,8 @@ def test_probe_targets_the_highest_priority_deficient_track_without_starving_oth
     result = run(allocator, tracks, 1_000_000.0, now=1.0)  # screen 1 (600k), cam 0 (150k)
     probe = run(allocator, tracks, 1_000_000.0, now=5.0).probe
     assert result.allocated_bps == 750_000.0 and probe is not None
-    # Next step for the screenshare is 1.5M, keeping the camera's 150k: (1.65M) x 1.2, capped at +25 %.
-    assert probe.goal_bps == pytest.approx(min(1_650_000.0 * UP_SWITCH_HEADROOM, 1_250_000.0))
+    # Next step for the screenshare is 1.5M, keeping the camera's 150k: (1.65M) x 1.2, capped above the estimate.
+    assert probe.goal_bps == pytest.approx(min(1_650_000.0 * UP_SWITCH_HEADROOM, 1_000_000.0 * (1 + PROBE_MAX_OVERAGE_RATIO)))
 
 
 def test_only_one_probe_runs_at_a_time() -> None:
@@ -471,8 +471,9 @@ def test_success_resets_the_backoff() -> None:
     started = poll_until_probe(allocator, tracks, 1_000_000.0, start=started + 0.5)
     probe = run(allocator, tracks, 1_000_000.0, now=started).probe  # still the running one
     assert probe is None and allocator.probing
-    allocator.on_probe_finished(True, 1_250_000.0, now=started + 0.5)  # reached +25 %, not yet enough
-    nxt = poll_until_probe(allocator, tracks, 1_250_000.0, start=started + 0.5)
+    reached = 1_000_000.0 * (1 + PROBE_MAX_OVERAGE_RATIO)
+    allocator.on_probe_finished(True, reached, now=started + 0.5)  # reached the capped goal, not yet enough
+    nxt = poll_until_probe(allocator, tracks, reached, start=started + 0.5)
     assert nxt - (started + 0.5) == pytest.approx(PROBE_INTERVAL_BASE_S, abs=0.06)
 
 
