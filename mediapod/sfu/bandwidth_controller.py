@@ -339,7 +339,11 @@ class BandwidthController:
         # few percent off either way: within PROBE_GOAL_TOLERANCE of the goal
         # the link carried it.
         reached = clean and rate >= PROBE_GOAL_TOLERANCE * meter.probe.goal_bps
-        log.debug("probe to %.0f: measured %.0f, lost %d, clean %s", meter.probe.goal_bps, rate, meter.lost, clean)
+        log.debug(
+            "probe to %.0f: measured %.0f (sent %d B over %.3f s, received %d B over %.3f s), lost %d, clean %s",
+            meter.probe.goal_bps, rate, meter.sent_bytes, meter.last_sent - meter.first_sent,
+            meter.received_bytes, meter.last_arrival - meter.first_arrival, meter.lost, clean,
+        )
         estimate = max(self.estimate_bps, meter.probe.goal_bps) if reached else self.estimate_bps
         self.allocator.on_probe_finished(reached, estimate, now)
         self._allocate()

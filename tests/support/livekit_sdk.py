@@ -46,6 +46,8 @@ class Reception:
     video_frames: int = 0
     tone_times: list[float] = field(default_factory=list)  # monotonic time of each tone frame
     video_sizes: list[tuple[float, int, int]] = field(default_factory=list)  # (monotonic time, width, height) per frame
+    # The same, by the identity of the participant who published the track.
+    video_sizes_from: dict[str, list[tuple[float, int, int]]] = field(default_factory=dict)
     subscribed: list[tuple[str, str]] = field(default_factory=list)  # (participant identity, kind)
     connected: list[str] = field(default_factory=list)  # identities seen in participant_connected
 
@@ -66,7 +68,7 @@ class SdkClient:
     def _on_track(self, track: rtc.Track, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
         kind = "audio" if track.kind == rtc.TrackKind.KIND_AUDIO else "video"
         self.reception.subscribed.append((participant.identity, kind))
-        reader = self._read_audio(track) if kind == "audio" else self._read_video(track)
+        reader = self._read_audio(track) if kind == "audio" else self._read_video(track, participant.identity)
         self._tasks.append(asyncio.get_running_loop().create_task(reader))
 
     async def _read_audio(self, track: rtc.Track) -> None:
@@ -77,10 +79,13 @@ class SdkClient:
                 self.reception.tone_frames += 1
                 self.reception.tone_times.append(time.monotonic())
 
-    async def _read_video(self, track: rtc.Track) -> None:
+    async def _read_video(self, track: rtc.Track, publisher: str) -> None:
+        sizes = self.reception.video_sizes_from.setdefault(publisher, [])
         async for event in rtc.VideoStream(track):
             self.reception.video_frames += 1
-            self.reception.video_sizes.append((time.monotonic(), event.frame.width, event.frame.height))
+            seen = (time.monotonic(), event.frame.width, event.frame.height)
+            self.reception.video_sizes.append(seen)
+            sizes.append(seen)
 
     async def publish(self, *, video: bool) -> None:
         """Publish a sine (and a moving test pattern) and keep feeding them until close."""

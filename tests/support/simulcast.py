@@ -89,6 +89,7 @@ class SimulcastPublisher:
     # Noise takes whatever bitrate it is given and more; a moving textured
     # gradient lets a ConstantRateVp8Encoder hold the rate it was set to.
     textured: bool = False
+    source: int = models_pb2.CAMERA
     track_sid: str = ""
     _dtls: RTCDtlsTransport | None = None
     _ice: RTCIceTransport | None = None
@@ -101,9 +102,9 @@ class SimulcastPublisher:
             signal_pb2.SignalRequest(
                 add_track=signal_pb2.AddTrackRequest(
                     cid=cid,
-                    name="camera",
+                    name="camera" if self.source == models_pb2.CAMERA else "screen",
                     type=models_pb2.VIDEO,
-                    source=models_pb2.CAMERA,
+                    source=self.source,
                     layers=[models_pb2.SimulcastLayer(rid=l.rid, width=l.width, height=l.height) for l in self.layers],
                 )
             ),

@@ -109,6 +109,7 @@ class BandwidthEstimator:
             return
         if bitrate_bps > self._delay.rate_bps:
             self._delay.set_estimate(bitrate_bps, now)
+        self._loss.on_probe(bitrate_bps, self._delay.rate_bps)
 
 
 def _usable(result: PacketResult) -> bool:

@@ -14,10 +14,12 @@ import math
 HIGH_LOSS = 0.10
 LOW_LOSS = 0.02
 INCREASE_FACTOR = 1.05
-# Rate limits: one cut per feedback round trip (libwebrtc: 300 ms plus RTT)
-# so one loss burst reported twice is not cut twice; increases a little more
-# often so the bound lets go soon after the loss has gone.
-DECREASE_INTERVAL = 0.3
+# Rate limits: one cut per second, the cadence of the receiver reports the
+# draft's rule was made for. TWCC reports every 50-100 ms: cutting on each
+# would compound one overflow (the loss of a queue that has not drained yet,
+# while a downswitch waits for its keyframe) into a collapse far below the
+# link. Increases come more often so the bound lets go soon after the loss.
+DECREASE_INTERVAL = 1.0
 INCREASE_INTERVAL = 0.2
 # TWCC feedback is tallied until this many packets: a fraction of a handful is noise.
 MIN_PACKETS = 20
@@ -65,6 +67,17 @@ class LossBasedController:
             self._last_increase = now
             if self.ceiling_bps >= current_bps:
                 self.ceiling_bps = None
+
+
+    def on_probe(self, bitrate_bps: float, current_bps: float) -> None:
+        """A padding probe got through clean at bitrate_bps: the link carries that much, so no lower bound from loss.
+
+        Without this a ceiling cut during an overflow would outlive it until
+        enough loss-free media flows to lift it 5 % at a time, which a paused
+        subscriber never sends.
+        """
+        if self.ceiling_bps is not None and bitrate_bps > self.ceiling_bps:
+            self.ceiling_bps = None if bitrate_bps >= current_bps else bitrate_bps
 
 
 def _due(last: float | None, now: float, interval: float) -> bool:

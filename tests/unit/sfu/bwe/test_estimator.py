@@ -61,7 +61,7 @@ def test_estimate_recovers_when_capacity_rises() -> None:
 
 def test_heavy_random_loss_lowers_the_estimate() -> None:
     t = trace(initial=2_000_000, capacity=20_000_000, random_loss=0.2)
-    t.run(3.0)
+    t.run(8.0)
     assert t.estimator.estimate_bps < 0.5 * 2_000_000
 
 
