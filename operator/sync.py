@@ -119,6 +119,10 @@ class Reconciler:
         self._room_phases: dict[str, str] = {}      # Room name -> phase, for the per-phase gauges
         self._node_phases: dict[str, str] = {}      # SFUNode name -> phase
         self._unplaced_since: dict[str, float] = {}  # Room name -> monotonic time first found needing a node
+        # Objects to delete, decided by a handler and deleted by the snapshot loop: a
+        # kopf timer that deletes its own object can leave kopf's finalizer on it.
+        self._expired_rooms: set[str] = set()
+        self._gone_nodes: set[str] = set()
         self.registry = Registry(self._redis)
         self.media = media or MediaRooms(config.api_key, config.api_secret, timeout=config.redis_timeout)
         self.policy = config.policy
@@ -173,6 +177,7 @@ class Reconciler:
                 self.world = await self.snapshot()
                 self._world_ready.set()
                 await self._adopt_unknown_rooms(self.world)
+                await self.clean_up()
             except REDIS_ERRORS as exc:
                 if self._watching_since is not None:
                     log.warning("cannot read the routing table at %s: %s; retrying", self.config.redis_address, exc)
@@ -254,7 +259,7 @@ class Reconciler:
                 outcome = await self._reconcile_room(name, spec, status)
                 merged = {**status, **outcome.status}
                 if closed_room_expired(auto_created, merged, time.time(), self.config.closed_room_retention):
-                    outcome = await self._delete_expired_room(name, outcome)
+                    outcome = self._delete_expired_room(name, outcome)
             except Exception:
                 self.metrics.reconciles.labels("room", "error").inc()
                 raise
@@ -266,11 +271,26 @@ class Reconciler:
                 self._count_phases()
             return outcome
 
-    async def _delete_expired_room(self, name: str, outcome: Outcome) -> Outcome:
-        if self.delete_room_object is None or not await self.delete_room_object(self.config.namespace, name):
-            return outcome  # tried again at the next tick
-        log.info("room %s: closed for over %g s and auto-created; deleted its Room", name, self.config.closed_room_retention)
-        return Outcome({}, None, "deleted")
+    def _delete_expired_room(self, name: str, outcome: Outcome) -> Outcome:
+        self._expired_rooms.add(name)  # deleted by clean_up(), outside this handler
+        return Outcome(outcome.status, outcome.event, "deleted")
+
+    async def clean_up(self) -> None:
+        """Delete the Rooms and gone SFUNodes that handlers found expired (each retried until it is gone)."""
+        world = self.world
+        for name in sorted(self._expired_rooms):
+            if world is not None and world.live_room(name) is not None:
+                self._expired_rooms.discard(name)  # a join brought it back meanwhile: keep it
+                continue
+            if self.delete_room_object is not None and await self.delete_room_object(self.config.namespace, name):
+                self._expired_rooms.discard(name)
+                log.info("room %s: closed for over %g s and auto-created; deleted its Room", name, self.config.closed_room_retention)
+        for name in sorted(self._gone_nodes):
+            if world is not None and world.alive(name, self.config.stale_timeout):
+                self._gone_nodes.discard(name)  # it came back meanwhile
+                continue
+            if await self._remove_gone_node(name):
+                self._gone_nodes.discard(name)
 
     def _note_unplaced(self, name: str) -> None:
         self._unplaced_since.setdefault(name, time.monotonic())
@@ -443,8 +463,11 @@ class Reconciler:
         grace = self.config.node_gone_grace
         if grace > 0 and world.lost(name, self.config.stale_timeout):
             gone = node_gone_for(world.nodes.get(name), status.get("lastHeartbeat"), world.taken_at)
-            if gone is not None and gone > grace and await self._remove_gone_node(name):
-                return Outcome({}, ("Normal", "Removed", f"no heartbeat for {gone:.0f} s (grace {grace:g} s)"), "removed")
+            if gone is not None and gone > grace:
+                if name in self._gone_nodes:
+                    return Outcome({}, result="removed")  # already said; clean_up() is on it
+                self._gone_nodes.add(name)
+                return Outcome({}, ("Normal", "Removed", f"no heartbeat for {gone:.0f} s (grace {grace:g} s): removing it"), "removed")
         spec = world.sfunodes.get(name) or self.sfunodes.get(name) or SFUNodeSpec(name)
         mapped = sum(1 for node in world.room_nodes.values() if node == name)
         hosted = len(world.live.get(name, {})) if name in world.live else mapped

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sfu_operator.config import ConfigError, build_parser, load_config
 from sfu_operator.metrics import MetricsServer, OperatorMetrics
-from sfu_operator.scheduler import World, closed_room_expired, node_gone_for
+from sfu_operator.scheduler import LiveRoom, World, closed_room_expired, node_gone_for
 from sfu_operator.sync import now_iso
 from tests.unit.operator.test_sync import node, reconciler
 
@@ -80,6 +80,9 @@ async def test_expired_auto_created_room_is_deleted_and_a_persons_is_kept() -> N
     r.delete_room_object = deleted.room
     assert (await r.reconcile_room("walk-in", {}, closed(61), auto_created=True)).result == "deleted"
     assert (await r.reconcile_room("meeting", {}, closed(61), auto_created=False)).result == "waited"
+    assert deleted.rooms == []  # never from inside the handler: kopf could keep its finalizer on the object
+    await r.clean_up()
+    await r.clean_up()
     assert deleted.rooms == [("default", "walk-in")]
     assert sample(r.metrics, "switchboard_operator_reconciles_total", kind="room", result="deleted") == 1
 
@@ -98,8 +101,24 @@ async def test_node_gone_longer_than_the_grace_loses_its_redis_entry_and_sfunode
     outcome = await r.reconcile_sfunode("gone", {"phase": "NotReady"})
     assert outcome.result == "removed" and outcome.event is not None and outcome.event[1] == "Removed"
     assert (await r.reconcile_sfunode("late", {"phase": "NotReady"})).result != "removed"
+    assert removed == deleted.sfunodes == []
+    await r.clean_up()
+    await r.clean_up()
     assert removed == deleted.sfunodes == ["gone"]
     assert sample(r.metrics, "switchboard_operator_reconciles_total", kind="sfunode", result="removed") == 1
+
+
+async def test_a_room_or_node_back_before_the_clean_up_is_kept() -> None:
+    r = reconciler([node("a", age=700)], live={"a": {}})
+    r.config.closed_room_retention, r.config.node_gone_grace = 60, 600
+    deleted = Deleted()
+    r.delete_room_object, r.delete_sfunode_object = deleted.room, deleted.sfunode
+    await r.reconcile_room("walk-in", {}, closed(61), auto_created=True)
+    await r.reconcile_sfunode("a", {"phase": "NotReady"})
+    # The next snapshot: a join reopened the room, and the node heartbeats again.
+    r.world = World(time.time(), {"a": node("a")}, {"walk-in": "a"}, {"a": {"walk-in": LiveRoom("a", participants=1)}})
+    await r.clean_up()
+    assert deleted.rooms == deleted.sfunodes == []
 
 
 async def test_redis_restarted_empty_is_not_a_gone_node() -> None:
