@@ -127,6 +127,25 @@ class KubernetesConfig:
 
 
 @dataclass
+class WebhookConfig:
+    """Where LiveKit-format webhooks go and how hard the pod tries; no URLs, no webhooks.
+
+    Events queue per URL and are posted in order; a failed post is retried
+    with exponential backoff (``initial_backoff`` doubling to ``max_backoff``)
+    until ``retry_window`` has passed since the event was queued, then dropped
+    (switchboard_webhooks{result="dropped"}), as is an event arriving at a full queue.
+    """
+
+    urls: list[str] = field(default_factory=list)
+    api_key: str = ""             # the key whose secret signs them; empty = the first configured key
+    request_timeout: float = 5.0  # seconds one POST may take
+    retry_window: float = 60.0    # seconds an event is retried before it is dropped
+    initial_backoff: float = 0.5
+    max_backoff: float = 5.0
+    queue_size: int = 1000        # events waiting per URL
+
+
+@dataclass
 class MediaConfig:
     """Everything a media pod reads at start."""
 
@@ -147,6 +166,7 @@ class MediaConfig:
     redis: RedisConfig = field(default_factory=RedisConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
+    webhook: WebhookConfig = field(default_factory=WebhookConfig)
     dev: bool = False
 
     def finalize(self) -> MediaConfig:
@@ -177,6 +197,14 @@ class MediaConfig:
         for name, value in dataclasses.asdict(self.limits).items():
             if value <= 0:
                 raise ConfigError(f"limits.{name} must be positive, not {value}")
+        webhook = self.webhook
+        if webhook.api_key and webhook.api_key not in self.keys:
+            raise ConfigError(f"webhook.api_key {webhook.api_key!r} is not one of the configured API keys")
+        for url in webhook.urls:
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"webhook.urls: {url!r} is not an http(s) URL")
+        if webhook.queue_size <= 0 or webhook.request_timeout <= 0 or webhook.retry_window <= 0:
+            raise ConfigError("webhook.queue_size, request_timeout and retry_window must be positive")
         if self.redis.address and ":" not in self.redis.address:
             raise ConfigError(f"redis.address must be host:port, not {self.redis.address!r}")
         if self.kubernetes.kubeconfig:
@@ -221,6 +249,12 @@ def _merge(obj: Any, values: Mapping[str, Any], where: str) -> None:
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{where}: {key!r} must be a mapping")
             _merge(current, value, f"{where}.{key}")
+        elif isinstance(current, list):
+            # A YAML list, or one comma-separated string from the environment.
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, list):
+                raise ConfigError(f"{where}: {key!r} must be a list")
+            setattr(obj, name, [str(item).strip() for item in items if str(item).strip()])
         elif isinstance(current, dict):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{where}: {key!r} must be a mapping")

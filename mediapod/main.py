@@ -18,9 +18,10 @@ from mediapod.cluster import Cluster
 from mediapod.config import DEV_API_KEY, DEV_API_SECRET, ConfigError, MediaConfig, load_config
 from mediapod.http.dev_page import DevPage
 from mediapod.http.server import HttpServer, PortInUse
-from mediapod.metrics import MediaCollector, computed_on_loop, serve_metrics
+from mediapod.metrics import MediaCollector, MediaCounters, computed_on_loop, serve_metrics
 from mediapod.protocol import room_service_pb2_grpc
 from mediapod.routing.local import LocalRouter
+from mediapod.rtc.events import RoomListener, RoomListeners
 from mediapod.rtc.node import MediaNode
 from mediapod.signal.gateway import SignalGateway
 from mediapod.signal.grpc_service import RoomServicer, SignalServicer, add_signal_service
@@ -30,6 +31,8 @@ from mediapod.signal.livekit.translate import ServerSettings
 from mediapod.signal.livekit.twirp import TwirpRoomService
 from mediapod.signal.room_admin import RoomAdmin
 from mediapod.signal.session import SERVER_VERSION, SessionHost
+from mediapod.webhook.events import WebhookEvents
+from mediapod.webhook.notifier import WebhookNotifier
 
 log = logging.getLogger("mediapod")
 
@@ -43,8 +46,13 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
     Raises:
         PortInUse: one of the configured ports is taken (the message names it).
     """
+    counters = MediaCounters()
+    listeners: list[RoomListener] = []
+    webhooks = _webhook_notifier(config, counters)
+    if webhooks is not None:
+        listeners.append(WebhookEvents(webhooks.post))
     try:
-        node = await MediaNode.start(config)
+        node = await MediaNode.start(config, RoomListeners(listeners), counters)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise PortInUse(exc.errno, f"UDP port {config.rtc.bind_ip}:{config.rtc.udp_port} is already in use") from None
@@ -115,6 +123,16 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
         await http.stop()
         if cluster:
             await cluster.close()
+        if webhooks is not None:
+            await webhooks.close()
+
+
+def _webhook_notifier(config: MediaConfig, counters: MediaCounters) -> WebhookNotifier | None:
+    """The notifier for ``webhook.urls``, signing with ``webhook.api_key`` (the first key if unset); None without URLs."""
+    if not config.webhook.urls:
+        return None
+    key = config.webhook.api_key or next(iter(config.keys))
+    return WebhookNotifier(config.webhook, key, config.keys[key], counters)
 
 
 def _check_free(host: str, port: int) -> None:

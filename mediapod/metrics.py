@@ -87,6 +87,10 @@ SIGNAL_ERROR_REASONS: tuple[str, ...] = (
     "request_refused",      # a request the session refused with an error response
 )
 
+# What became of each webhook post: the only values of the `result` label of
+# switchboard_webhooks (delivered, failed and to be tried again, given up).
+WEBHOOK_RESULTS: tuple[str, ...] = ("sent", "retried", "dropped")
+
 
 class MediaCounters:
     """Monotonic counters bumped on the hot path; read only at scrape time."""
@@ -117,6 +121,7 @@ class MediaCounters:
         "leaves",
         "twirp_calls",
         "signal_errors",
+        "webhooks",
         "data_packets_received",
         "data_packets_forwarded",
         "data_bytes_forwarded",
@@ -164,6 +169,8 @@ class MediaCounters:
         self.signal_errors: dict[tuple[str, str], int] = {
             (frontend, reason): 0 for frontend in SIGNAL_FRONTENDS for reason in SIGNAL_ERROR_REASONS
         }
+        # Webhook posts by result (WEBHOOK_RESULTS).
+        self.webhooks: dict[str, int] = dict.fromkeys(WEBHOOK_RESULTS, 0)
         # Data-channel messages: received from senders, delivered to each recipient, dropped by reason.
         self.data_packets_received = 0
         self.data_packets_forwarded = 0
@@ -297,6 +304,12 @@ class MediaCollector(Collector):
         for (method, code), value in sorted(c.twirp_calls.items()):
             twirp.add_metric([node, method, code], value)
         yield twirp
+        webhooks = CounterMetricFamily(
+            "switchboard_webhooks", "Webhook posts: sent, failed and retried, dropped after the retry window", labels=[NODE_LABEL, "result"]
+        )
+        for result, value in c.webhooks.items():
+            webhooks.add_metric([node, result], value)
+        yield webhooks
 
         feedback = CounterMetricFamily(
             "switchboard_congestion_feedback",

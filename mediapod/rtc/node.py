@@ -10,6 +10,7 @@ from mediapod.config import MediaConfig
 from mediapod.metrics import MediaCounters, RoomGauges
 from mediapod.rtc.context import MediaContext, new_sid
 from mediapod.rtc.errors import ErrorCode, RequestError
+from mediapod.rtc.events import RoomListener, RoomListeners
 from mediapod.rtc.room import Room, RoomSettings
 from mediapod.rtc.ssrc_guard import UnknownSsrcLimits
 from mediapod.sfu.allocator import AllocatorState
@@ -22,16 +23,21 @@ log = logging.getLogger(__name__)
 class MediaNode:
     """Creates, finds and closes the rooms of this node."""
 
-    def __init__(self, config: MediaConfig, context: MediaContext) -> None:
+    def __init__(self, config: MediaConfig, context: MediaContext, listener: RoomListener | None = None) -> None:
         self.config = config
         self.context = context
+        # Told of every room's lifecycle (webhooks, agent dispatch).
+        self.listener = listener or RoomListeners()
         self.rooms: dict[str, Room] = {}
         # Told the name of each room that closes (the router forgets where it was).
         self.room_closed_listeners: list[Callable[[str], None]] = []
 
     @classmethod
-    async def start(cls, config: MediaConfig) -> MediaNode:
-        counters = MediaCounters()
+    async def start(
+        cls, config: MediaConfig, listener: RoomListener | None = None, counters: MediaCounters | None = None
+    ) -> MediaNode:
+        """Open the node's UDP port; ``counters`` are shared with what main.py builds before the node (webhooks)."""
+        counters = counters or MediaCounters()
         mux = await UdpMux.listen(config.rtc.bind_ip, config.rtc.udp_port, counters)
         assert mux.local_address is not None
         certificate = DtlsCertificate.generate()
@@ -49,7 +55,7 @@ class MediaNode:
                 max_ssrcs=config.rtc.max_unknown_ssrcs, max_packets=config.rtc.max_unknown_ssrc_packets
             ),
         )
-        return cls(config, context)
+        return cls(config, context, listener)
 
     def create_room(
         self,
@@ -72,7 +78,10 @@ class MediaNode:
             max_participants=defaults.max_participants if max_participants is None else max_participants,
             metadata=metadata,
         )
-        room = Room(name, new_sid("RM_"), settings, self.context, on_closed=self._on_room_closed, limits=self.config.limits)
+        room = Room(
+            name, new_sid("RM_"), settings, self.context,
+            on_closed=self._on_room_closed, limits=self.config.limits, listener=self.listener,
+        )
         self.rooms[name] = room
         log.info("room %s created", name)
         return room

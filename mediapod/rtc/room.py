@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from mediapod.config import LimitsConfig
 from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.data import DataCodec, DataMessage, recipients
+from mediapod.rtc.events import RoomListener, RoomListeners
 from mediapod.rtc.limits import check_participant
 from mediapod.rtc.participant import LeaveReason, Participant, Permission, SignalSink
 from mediapod.rtc.room_state import RoomState
@@ -52,6 +53,7 @@ class Room:
         context: MediaContext,
         on_closed: Callable[[Room], None],
         limits: LimitsConfig,
+        listener: RoomListener | None = None,
     ) -> None:
         self.name = name
         self.sid = sid
@@ -62,11 +64,14 @@ class Room:
         self.closed = False
         self._context = context
         self._on_closed = on_closed
+        # Told of every lifecycle event (webhooks, agent dispatch); it only enqueues.
+        self._listener = listener or RoomListeners()
         self._ever_joined = False
         self._close_timer: asyncio.TimerHandle | None = None
         self._arm_close_timer()
         self._speakers = ActiveSpeakerDetector()
         self._speaker_task = asyncio.get_running_loop().create_task(self._speaker_loop(), name=f"speakers-{name}")
+        self._listener.room_started(self.state())
 
     # -- membership -----------------------------------------------------------
 
@@ -107,6 +112,8 @@ class Room:
     def activate(self, participant: Participant) -> None:
         """The participant's client has its join response: start it and tell the others."""
         participant.start(self.published_tracks(exclude=participant))
+        if self.is_member(participant):
+            self._listener.participant_joined(self.state(), participant)
         self.broadcast_update(participant)
         # Changes alone would leave a newcomer blind to someone already talking.
         if self._speakers.speakers:
@@ -118,8 +125,14 @@ class Room:
         del self.participants[participant.identity]
         if reason != LeaveReason.CLIENT_INITIATED:
             participant.sink.send_leave(reason)
+        # Only one whose join went through was announced as joined (LiveKit's order: its tracks, then it).
+        announced = participant.state.value in ("joined", "active")
         for track in participant.close():
             self._unsubscribe_all(track)
+            if announced:
+                self._listener.track_unpublished(self.state(), participant, track)
+        if announced:
+            self._listener.participant_left(self.state(), participant)
         self._speakers.forget(participant.sid)
         self._send_update(participant)  # its departure: the last update anyone gets about it
         self._context.counters.leaves[reason.value] += 1
@@ -154,6 +167,7 @@ class Room:
         """
         if not self.is_member(publisher):
             return
+        self._listener.track_published(self.state(), publisher, track)
         self.broadcast_update(publisher)
         for participant in self.participants.values():
             if participant is not publisher and participant.auto_subscribe and participant.permission.can_subscribe:
@@ -164,6 +178,7 @@ class Room:
         if not self.is_member(publisher):
             return  # its tracks were unsubscribed when it left
         self._unsubscribe_all(track)
+        self._listener.track_unpublished(self.state(), publisher, track)
         self.broadcast_update(publisher)
 
     def _unsubscribe_all(self, track: PublishedTrack) -> None:
@@ -298,6 +313,7 @@ class Room:
         leave = LeaveReason.SERVER_SHUTDOWN if reason == "server shutdown" else LeaveReason.ROOM_DELETED
         for participant in list(self.participants.values()):
             self.remove_participant(participant, leave)
+        self._listener.room_finished(self.state())
         self._on_closed(self)
 
     def _arm_close_timer(self) -> None:

@@ -80,3 +80,22 @@ def test_limits_come_from_the_environment_and_must_be_positive() -> None:
     assert (config.limits.max_metadata_size, config.limits.signal_write_timeout) == (1000, 2.5)
     with pytest.raises(ConfigError, match="limits.max_sdp_media must be positive"):
         load_config(["--dev"], env={"SWITCHBOARD_LIMITS__MAX_SDP_MEDIA": "0"})
+
+
+def test_webhook_urls_come_from_a_yaml_list_or_a_comma_separated_variable(tmp_path: Path) -> None:
+    path = tmp_path / "media.yaml"
+    path.write_text("webhook: {urls: [http://a/hooks, https://b/hooks], api_key: devkey}\n")
+    assert load_config(["--dev", "--config", str(path)], env={}).webhook.urls == ["http://a/hooks", "https://b/hooks"]
+    env = {"SWITCHBOARD_WEBHOOK__URLS": "http://a/hooks, http://c/hooks", "SWITCHBOARD_WEBHOOK__RETRY_WINDOW": "5"}
+    config = load_config(["--dev"], env=env)
+    assert config.webhook.urls == ["http://a/hooks", "http://c/hooks"] and config.webhook.retry_window == 5.0
+    assert load_config(["--dev"], env={}).webhook.urls == []
+
+
+def test_webhook_settings_that_could_never_work_are_refused() -> None:
+    with pytest.raises(ConfigError, match="not an http"):
+        load_config(["--dev"], env={"SWITCHBOARD_WEBHOOK__URLS": "ftp://a/hooks"})
+    with pytest.raises(ConfigError, match="webhook.api_key 'nokey'"):
+        load_config(["--dev"], env={"SWITCHBOARD_WEBHOOK__API_KEY": "nokey"})
+    with pytest.raises(ConfigError, match="positive"):
+        load_config(["--dev"], env={"SWITCHBOARD_WEBHOOK__QUEUE_SIZE": "0"})

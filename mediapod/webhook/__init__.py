@@ -1,0 +1,1 @@
+"""LiveKit-format webhooks: room lifecycle events posted, signed, to the app backend."""
