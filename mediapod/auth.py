@@ -77,6 +77,8 @@ class VideoGrant:
     room_create: bool = False
     room_list: bool = False
     hidden: bool = False
+    # An agent worker may register at /agent (livekit-agents' worker token); job tokens carry it too.
+    agent: bool = False
 
     def to_claim(self) -> dict[str, bool | str]:
         """Return the ``video`` claim, every grant spelled out with LiveKit's name."""
@@ -118,6 +120,7 @@ _VIDEO_CLAIM_NAMES: dict[str, str] = {
     "room_create": "roomCreate",
     "room_list": "roomList",
     "hidden": "hidden",
+    "agent": "agent",
 }
 
 

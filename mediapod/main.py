@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 import grpc
+from livekit.protocol import models as lk_models
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from mediapod import auth
@@ -26,6 +27,8 @@ from mediapod.rtc.node import MediaNode
 from mediapod.signal.gateway import SignalGateway
 from mediapod.signal.grpc_service import RoomServicer, SignalServicer, add_signal_service
 from mediapod.signal.livekit.data_codec import FORMAT as LIVEKIT_DATA_FORMAT, LiveKitDataCodec
+from mediapod.signal.livekit.agent_dispatch import AgentDispatcher
+from mediapod.signal.livekit.agent_routes import AgentWorkerService
 from mediapod.signal.livekit.routes import LiveKitSignaling
 from mediapod.signal.livekit.translate import ServerSettings
 from mediapod.signal.livekit.twirp import TwirpRoomService
@@ -47,7 +50,8 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
         PortInUse: one of the configured ports is taken (the message names it).
     """
     counters = MediaCounters()
-    listeners: list[RoomListener] = []
+    agents = AgentDispatcher(config.keys)
+    listeners: list[RoomListener] = [agents]
     webhooks = _webhook_notifier(config, counters)
     if webhooks is not None:
         listeners.append(WebhookEvents(webhooks.post))
@@ -82,6 +86,8 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
     http = HttpServer(config.http_host, config.http_port)
     livekit = LiveKitSignaling(gateway, verifier, node.context.counters, ServerSettings(SERVER_VERSION, region=config.region))
     http.add_routes(livekit.routes())
+    server_info = lk_models.ServerInfo(version=SERVER_VERSION, node_id=config.node_id, region=config.region)
+    http.add_routes(AgentWorkerService(agents, verifier, node.context.counters, server_info).routes())
     http.add_routes(TwirpRoomService(cluster.rooms if cluster else local_rooms, verifier, node.context.counters).routes())
     if config.dev:  # the demo page mints tokens for anyone: never outside --dev
         http.add_routes(DevPage(*next(iter(config.keys.items()))).routes())
@@ -123,6 +129,7 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
         await http.stop()
         if cluster:
             await cluster.close()
+        await agents.close()
         if webhooks is not None:
             await webhooks.close()
 

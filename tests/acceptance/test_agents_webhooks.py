@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.agent_worker import AgentWorkerProcess
 from tests.support.livekit_sdk import SdkClient, sdk_token
 from tests.support.mediapod_process import MediaPodProcess
 from tests.support.webhook_receiver import WebhookReceiver
@@ -114,3 +115,25 @@ async def test_item3_webhooks_reach_the_receiver_in_order_signed_and_a_stuck_rec
         pod.stop()
         await late.stop()
         await stuck.stop()
+
+
+async def test_item1_echo_agent_is_dispatched_and_the_caller_hears_it(log_dir: str) -> None:
+    """An unmodified livekit-agents worker registers; a caller joins, is dispatched an echo agent, and hears its own tone back within 5 s."""
+    pod = MediaPodProcess(node_id="agents", env={"SWITCHBOARD_ROOM__DEPARTURE_TIMEOUT": "1"}).start(log_dir)
+    worker = AgentWorkerProcess("echo", pod.http_url).start(log_dir)
+    caller = SdkClient()
+    try:
+        await asyncio.to_thread(worker.wait_registered)
+        began = time.monotonic()
+        await caller.connect(pod.http_url, sdk_token("call-1", "caller"))
+        await caller.publish(video=False)
+        heard = await _wait_until(lambda: caller.reception.tone_frames >= 10, 5.0 - (time.monotonic() - began))
+        waited = time.monotonic() - began
+        assert heard, f"no agent audio within 5 s; subscribed to {caller.reception.subscribed}\n{worker.log_text()[-3000:]}"
+        [(agent_identity, kind)] = caller.reception.subscribed
+        assert kind == "audio" and agent_identity.startswith("agent-"), agent_identity
+        assert waited < 5.0
+    finally:
+        await caller.close()
+        worker.stop()
+        pod.stop()

@@ -65,7 +65,8 @@ def test_item1_no_import_cycle_among_the_products_modules(tmp_path: Path) -> Non
         + "\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from mediapod.rtc.room import Room\n"
     )
     broken = import_graph(module_files(tmp_path, {"mediapod": "mediapod"}))
-    assert ["mediapod.rtc.participant", "mediapod.rtc.room"] in cycles(broken)
+    # Modules between them on the way back (rtc.events) belong to the same cycle.
+    assert any({"mediapod.rtc.participant", "mediapod.rtc.room"} <= set(cycle) for cycle in cycles(broken))
 
 
 # --- item 2: rtc/ and signal/ without sockets or processes ----------------------

@@ -99,6 +99,7 @@ def test_payload_uses_livekit_claim_names() -> None:
         "roomCreate": False,
         "roomList": False,
         "hidden": False,
+        "agent": False,
     }
     assert jwt.get_unverified_header(_token().to_jwt())["alg"] == "HS256"
 
