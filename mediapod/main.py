@@ -32,6 +32,7 @@ from mediapod.signal.livekit.agent_routes import AgentWorkerService
 from mediapod.signal.livekit.routes import LiveKitSignaling
 from mediapod.signal.livekit.translate import ServerSettings
 from mediapod.signal.livekit.twirp import TwirpRoomService
+from mediapod.signal.livekit.twirp_agents import TwirpAgentDispatch
 from mediapod.signal.room_admin import RoomAdmin
 from mediapod.signal.session import SERVER_VERSION, SessionHost
 from mediapod.webhook.events import WebhookEvents
@@ -88,6 +89,7 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
     http.add_routes(livekit.routes())
     server_info = lk_models.ServerInfo(version=SERVER_VERSION, node_id=config.node_id, region=config.region)
     http.add_routes(AgentWorkerService(agents, verifier, node.context.counters, server_info).routes())
+    http.add_routes(TwirpAgentDispatch(agents, verifier).routes())  # before the RoomService's catch-all /twirp/ route
     http.add_routes(TwirpRoomService(cluster.rooms if cluster else local_rooms, verifier, node.context.counters).routes())
     if config.dev:  # the demo page mints tokens for anyone: never outside --dev
         http.add_routes(DevPage(*next(iter(config.keys.items()))).routes())

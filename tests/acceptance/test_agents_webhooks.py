@@ -14,6 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from livekit import api
+
+from mediapod.config import DEV_API_KEY, DEV_API_SECRET
 
 from tests.support.agent_worker import AgentWorkerProcess
 from tests.support.livekit_sdk import SdkClient, sdk_token
@@ -136,4 +139,69 @@ async def test_item1_echo_agent_is_dispatched_and_the_caller_hears_it(log_dir: s
     finally:
         await caller.close()
         worker.stop()
+        pod.stop()
+
+
+def _jobs_in(worker: AgentWorkerProcess) -> list[str]:
+    """Rooms of the job requests a worker logged (its own record of what it was offered)."""
+    import json
+
+    rooms = []
+    for line in worker.log_text().splitlines():
+        if '"received job request"' in line:
+            rooms.append(json.loads(line).get("room", ""))
+    return rooms
+
+
+async def test_item2_jobs_spread_over_two_workers_a_killed_workers_room_goes_to_the_other_and_named_agents_come_when_dispatched(
+    log_dir: str,
+) -> None:
+    pod = MediaPodProcess(node_id="agents2", env={"SWITCHBOARD_ROOM__DEPARTURE_TIMEOUT": "1"}).start(log_dir)
+    first, second = AgentWorkerProcess("first", pod.http_url), AgentWorkerProcess("second", pod.http_url)
+    named = AgentWorkerProcess("named", pod.http_url, agent_name="receptionist")
+    workers = [first, second, named]
+    callers = {room: SdkClient() for room in ("room-a", "room-b", "room-c")}
+    try:
+        for worker in workers:
+            worker.start(log_dir)
+        for worker in workers:
+            await asyncio.to_thread(worker.wait_registered)
+        for room in ("room-a", "room-b"):
+            await callers[room].connect(pod.http_url, sdk_token(room, f"caller-{room}"))
+            await callers[room].publish(video=False)
+            assert await _wait_until(lambda: callers[room].reception.tone_frames >= 10, 10), f"no agent in {room}"
+        # One job each: the second room went to the worker without one.
+        assert sorted(_jobs_in(first) + _jobs_in(second)) == ["room-a", "room-b"]
+        assert len(_jobs_in(first)) == len(_jobs_in(second)) == 1 and _jobs_in(named) == []
+
+        # The worker serving room-a dies with its job; the other worker takes the room over.
+        victim, survivor = (first, second) if _jobs_in(first) == ["room-a"] else (second, first)
+        victim.kill()
+        caller = callers["room-a"]
+        killed_at, subscriptions = time.monotonic(), len(caller.reception.subscribed)
+        assert await _wait_until(lambda: "room-a" in _jobs_in(survivor), 15), "room-a was not offered to the surviving worker"
+        assert await _wait_until(lambda: len(caller.reception.subscribed) > subscriptions, 15), "no agent came back to room-a"
+        assert await _wait_until(lambda: bool(caller.reception.tone_times) and caller.reception.tone_times[-1] > killed_at + 0.5, 10)
+
+        # A named agent joins only when dispatched by name (AgentDispatchService through livekit-api).
+        caller = callers["room-c"]
+        await caller.connect(pod.http_url, sdk_token("room-c", "caller-room-c"))
+        await caller.publish(video=False)
+        assert await _wait_until(lambda: len(caller.reception.subscribed) == 1, 10)  # the automatic agent only
+        await asyncio.sleep(1.0)
+        assert _jobs_in(named) == []
+        async with api.LiveKitAPI(pod.http_url, DEV_API_KEY, DEV_API_SECRET) as lkapi:
+            dispatch = await lkapi.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(agent_name="receptionist", room="room-c", metadata="vip")
+            )
+            assert dispatch.agent_name == "receptionist" and dispatch.room == "room-c"
+            assert await _wait_until(lambda: len(caller.reception.subscribed) == 2, 10), "the named agent never joined"
+            listed = await lkapi.agent_dispatch.list_dispatch("room-c")
+            assert dispatch.id in {d.id for d in listed}
+        assert _jobs_in(named) == ["room-c"]
+    finally:
+        for client in callers.values():
+            await client.close()
+        for worker in workers:
+            worker.stop()
         pod.stop()

@@ -110,9 +110,9 @@ class AgentDispatcher:
     def room_jobs(self, room: str) -> list[lka.Job]:
         return [j.job for j in self.jobs.values() if j.job.room.name == room]
 
-    def cancel(self, dispatch_id: str) -> list[lka.Job]:
-        """End every job of a dispatch (DeleteDispatch); returns them."""
-        ended = [j for j in self.jobs.values() if j.job.dispatch_id == dispatch_id]
+    def cancel(self, room: str, dispatch_id: str) -> list[lka.Job]:
+        """End every job of a dispatch in a room (DeleteDispatch); returns them."""
+        ended = [j for j in self.jobs.values() if j.job.dispatch_id == dispatch_id and j.job.room.name == room]
         for job in ended:
             self._terminate(job)
         return [j.job for j in ended]

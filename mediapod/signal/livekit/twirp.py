@@ -72,8 +72,8 @@ class TwirpRoomService:
         if content_type not in (PROTOBUF, JSON):
             raise TwirpError("bad_route", f"unexpected Content-Type {content_type!r}: send {PROTOBUF} or {JSON}")
         try:
-            caller = authenticate(self._verifier, _bearer_token(request))
-            theirs = _decode(method, content_type, await _body(request))
+            caller = authenticate(self._verifier, bearer_token(request))
+            theirs = _decode(method, content_type, await read_body(request))
             ours = await getattr(self._rooms, method.call)(caller, method.request(theirs))
         except RequestError as exc:
             raise TwirpError.from_request_error(exc) from None
@@ -82,10 +82,10 @@ class TwirpRoomService:
         except Exception:
             log.exception("Twirp %s failed", name)
             raise TwirpError("internal", f"{name} failed on the server") from None
-        return _encode(method.response(ours), content_type)
+        return encode(method.response(ours), content_type)
 
 
-def _bearer_token(request: web.Request) -> str:
+def bearer_token(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -93,7 +93,7 @@ def _bearer_token(request: web.Request) -> str:
     return token.strip()
 
 
-async def _body(request: web.Request) -> bytes:
+async def read_body(request: web.Request) -> bytes:
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
@@ -116,7 +116,7 @@ def _decode(method: RoomMethod, content_type: str, body: bytes) -> Message:
     return message
 
 
-def _encode(message: Message, content_type: str) -> web.Response:
+def encode(message: Message, content_type: str) -> web.Response:
     if content_type == PROTOBUF:
         return web.Response(body=message.SerializeToString(), content_type=PROTOBUF)
     # As Twirp's servers answer by default: proto field names, every field present.
