@@ -36,6 +36,7 @@ from sfu_operator.config import OperatorConfig
 from sfu_operator.media_rooms import MediaPodError, MediaRooms
 from sfu_operator.metrics import OperatorMetrics
 from sfu_operator.scheduler import (
+    ACTIVE,
     CLOSED,
     PENDING,
     SCHEDULED,
@@ -101,6 +102,22 @@ class Outcome:
     status: dict[str, Any]
     event: tuple[str, str, str] | None = None  # type, reason, message
     result: str = ""  # what was done, for switchboard_operator_reconciles (metrics.ROOM_RESULTS / SFUNODE_RESULTS)
+
+
+def lifecycle_event(status: Mapping[str, Any], phase: str, live: LiveRoom) -> tuple[str, str, str] | None:
+    """The Event a live room's change is worth, as its pod last reported it: started, emptied, or who is in it now.
+
+    The same lifecycle the pod's webhooks tell the app (issue 13), seen by
+    the cluster's users with ``kubectl describe room``; counts only, never identities.
+    """
+    before = (status.get("participants") or 0, status.get("tracks") or 0)
+    if phase == ACTIVE and status.get("phase") != ACTIVE:
+        return ("Normal", "Started", f"{live.participants} participant(s) joined on {live.node}")
+    if phase != ACTIVE and status.get("phase") == ACTIVE:
+        return ("Normal", "Emptied", "every participant left")
+    if phase == ACTIVE and before != (live.participants, live.tracks):
+        return ("Normal", "Changed", f"{live.participants} participant(s), {live.tracks} track(s) (were {before[0]}, {before[1]})")
+    return None
 
 
 class Reconciler:
@@ -320,7 +337,7 @@ class Reconciler:
                 "publishers": live.publishers,
                 "tracks": live.tracks,
             }
-            event = None
+            event = lifecycle_event(status, decision.phase, live)
             if status.get("node") and status.get("node") != live.node:
                 event = ("Normal", "Moved", f"the room is live on {live.node}")
             if status.get("node") != live.node or status.get("phase") in (None, "", PENDING, CLOSED):

@@ -164,3 +164,18 @@ async def test_without_any_snapshot_yet_nothing_is_decided_and_nothing_hangs() -
     r = Reconciler(config, media=FakeMedia())  # type: ignore[arg-type]
     assert (await r.reconcile_room("r", {}, {})).status == {}
     assert (await r.reconcile_sfunode("a", {})).status == {}
+
+
+async def test_a_rooms_lifecycle_is_told_as_events_on_the_room() -> None:
+    def observe(participants: int, status: dict[str, Any]):  # type: ignore[no-untyped-def]
+        live = {"a": {"r": LiveRoom("a", participants=participants, publishers=0, tracks=participants)}}
+        return reconciler([node("a")], {"r": "a"}, live).reconcile_room("r", {}, status)
+
+    started = await observe(1, {"phase": "Scheduled", "node": "a"})
+    assert started.event == ("Normal", "Started", "1 participant(s) joined on a")
+    changed = await observe(2, {"phase": "Active", "node": "a", "participants": 1, "tracks": 1})
+    assert changed.event is not None and changed.event[1] == "Changed"
+    steady = await observe(2, {"phase": "Active", "node": "a", "participants": 2, "tracks": 2})
+    assert steady.event is None
+    emptied = await observe(0, {"phase": "Active", "node": "a", "participants": 2, "tracks": 2})
+    assert emptied.event == ("Normal", "Emptied", "every participant left")
