@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import tomllib
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -521,6 +522,12 @@ def test_item4_hadolint_clean_dockerfiles_whose_install_steps_work_in_a_fresh_vi
         assert "/healthz" in final["HEALTHCHECK"]
         assert json.loads(final["ENTRYPOINT"]) == [program]
         assert final["COPY"] == "--from=build /opt/switchboard /opt/switchboard"
+
+    # What they install is the whole product: every package folder is listed for setuptools (it cannot discover
+    # them, see pyproject.toml), or a wheel, unlike an editable install, silently leaves it out.
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "mediapod").rglob("__init__.py")}
+    assert folders - listed == set(), f"pyproject.toml [tool.setuptools] packages misses {sorted(folders - listed)}"
 
     # Their install steps, replayed as written, each into a fresh virtualenv; the console scripts start.
     with ThreadPoolExecutor(len(IMAGES)) as pool:

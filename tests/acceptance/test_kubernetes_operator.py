@@ -348,7 +348,8 @@ async def test_5_draining_sfunode_gets_no_new_rooms_keeps_its_room_until_deleted
 
     setup.cluster.kubectl("delete", "room", "kept", "-n", setup.namespace, "--timeout=20s")
     await eventually(lambda: setup.node_phase(draining.node_id) == "Drained", timeout=10)
-    assert any(e.reason == "Drained" for e in setup.events(draining.node_id, namespace="default"))
+    # kopf posts Events from a queue of its own: the Event may land just after the status.
+    await eventually(lambda: any(e.reason == "Drained" for e in setup.events(draining.node_id, namespace="default")), timeout=5)
 
 
 async def test_6_deleting_a_room_disconnects_its_participants_and_clears_redis_and_joins_create_room_objects(
