@@ -15,6 +15,8 @@ from mediapod.config import MediaConfig
 from mediapod.k8s_registration import SFUNodeRegistration
 from mediapod.routing.redis_router import RedisRouter
 from mediapod.rtc.node import MediaNode
+from mediapod.protocol import relay_pb2
+from mediapod.signal.livekit.agent_bus import AgentBus, LocalAgents
 from mediapod.signal.relay import SignalRelay
 from mediapod.signal.room_admin import RoomAdmin
 from mediapod.signal.room_routing import RoutedRoomAdmin
@@ -27,11 +29,14 @@ class Cluster:
     """Routing for the signaling front ends (router, relay, routed RoomService); runs the drain on SIGTERM."""
 
     def __init__(
-        self, config: MediaConfig, node: MediaNode, router: RedisRouter, relay: SignalRelay, rooms: RoutedRoomAdmin
+        self, config: MediaConfig, node: MediaNode, router: RedisRouter, relay: SignalRelay, rooms: RoutedRoomAdmin,
+        agent_bus: AgentBus,
     ) -> None:
         self._config = config
         self._node = node
         self.router = router
+        # Agent jobs between this node's rooms and other nodes' workers.
+        self._agent_bus = agent_bus
         # Carries sessions to the node hosting their room (the gateway's forwarder).
         self.relay = relay
         # The RoomService to serve: each call runs on the node hosting its room.
@@ -44,16 +49,23 @@ class Cluster:
 
     @classmethod
     async def start(
-        cls, config: MediaConfig, node: MediaNode, verifier: auth.TokenVerifier, sessions: SessionHost, rooms: RoomAdmin
+        cls, config: MediaConfig, node: MediaNode, verifier: auth.TokenVerifier, sessions: SessionHost, rooms: RoomAdmin,
+        agent_bus: AgentBus, agents: LocalAgents,
     ) -> Cluster:
-        """Register the node (STARTING) in Redis and relay sessions and calls for this node's sessions and rooms.
+        """Register the node (STARTING) in Redis and relay sessions, calls and agent jobs for this node.
 
         A Redis that is down is retried in the background.
         """
         router = RedisRouter(config, node)
         relay = SignalRelay(router, sessions, rooms, verifier, config.limits, config.routing.heartbeat_interval)
-        await router.start(on_message=relay.handle)
-        return cls(config, node, router, relay, RoutedRoomAdmin(rooms, router, relay.call))
+        agent_bus.start(router, agents)
+
+        def deliver(message: relay_pb2.RelayMessage) -> None:
+            if not agent_bus.handle(message):
+                relay.handle(message)
+
+        await router.start(on_message=deliver)
+        return cls(config, node, router, relay, RoutedRoomAdmin(rooms, router, relay.call), agent_bus)
 
     async def serving(self, grpc_port: int) -> None:
         await self.router.set_serving(grpc_port)
@@ -102,4 +114,5 @@ class Cluster:
         if self.registration is not None:
             await self.registration.stop()
         await self.relay.close()
+        await self._agent_bus.close()
         await self.router.stop()

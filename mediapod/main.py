@@ -27,6 +27,7 @@ from mediapod.rtc.node import MediaNode
 from mediapod.signal.gateway import SignalGateway
 from mediapod.signal.grpc_service import RoomServicer, SignalServicer, add_signal_service
 from mediapod.signal.livekit.data_codec import FORMAT as LIVEKIT_DATA_FORMAT, LiveKitDataCodec
+from mediapod.signal.livekit.agent_bus import AgentBus
 from mediapod.signal.livekit.agent_dispatch import AgentDispatcher
 from mediapod.signal.livekit.agent_routes import AgentWorkerService
 from mediapod.signal.livekit.routes import LiveKitSignaling
@@ -51,7 +52,9 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
         PortInUse: one of the configured ports is taken (the message names it).
     """
     counters = MediaCounters()
-    agents = AgentDispatcher(config.keys)
+    # In a cluster, jobs no worker here takes go to other pods' workers, and ours take theirs.
+    agent_bus = AgentBus() if config.redis.address else None
+    agents = AgentDispatcher(config.keys, remote=agent_bus)
     listeners: list[RoomListener] = [agents]
     webhooks = _webhook_notifier(config, counters)
     if webhooks is not None:
@@ -66,7 +69,9 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
     sessions = SessionHost(node, data_codecs={LIVEKIT_DATA_FORMAT: LiveKitDataCodec()})
     local_rooms = RoomAdmin(node)
     # With a Redis address the pod is one node of a cluster; without, it hosts every room itself.
-    cluster = await Cluster.start(config, node, verifier, sessions, local_rooms) if config.redis.address else None
+    cluster = (
+        await Cluster.start(config, node, verifier, sessions, local_rooms, agent_bus, agents) if agent_bus is not None else None
+    )
     router = cluster.router if cluster else LocalRouter(config.node_id)
     gateway = SignalGateway(sessions, router, verifier, forwarder=cluster.relay if cluster else None)
     if not config.dev:

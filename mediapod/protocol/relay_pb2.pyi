@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RelayMessage(_message.Message):
-    __slots__ = ("from_node", "session_id", "start", "request", "response", "end", "call", "reply")
+    __slots__ = ("from_node", "session_id", "start", "request", "response", "end", "call", "reply", "agent_offer", "agent_answer", "agent_end")
     FROM_NODE_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,9 @@ class RelayMessage(_message.Message):
     END_FIELD_NUMBER: _ClassVar[int]
     CALL_FIELD_NUMBER: _ClassVar[int]
     REPLY_FIELD_NUMBER: _ClassVar[int]
+    AGENT_OFFER_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ANSWER_FIELD_NUMBER: _ClassVar[int]
+    AGENT_END_FIELD_NUMBER: _ClassVar[int]
     from_node: str
     session_id: str
     start: SessionStart
@@ -26,7 +29,10 @@ class RelayMessage(_message.Message):
     end: SessionEnd
     call: RoomCall
     reply: RoomReply
-    def __init__(self, from_node: _Optional[str] = ..., session_id: _Optional[str] = ..., start: _Optional[_Union[SessionStart, _Mapping]] = ..., request: _Optional[_Union[_signal_pb2.SignalRequest, _Mapping]] = ..., response: _Optional[_Union[_signal_pb2.SignalResponse, _Mapping]] = ..., end: _Optional[_Union[SessionEnd, _Mapping]] = ..., call: _Optional[_Union[RoomCall, _Mapping]] = ..., reply: _Optional[_Union[RoomReply, _Mapping]] = ...) -> None: ...
+    agent_offer: bytes
+    agent_answer: bytes
+    agent_end: bytes
+    def __init__(self, from_node: _Optional[str] = ..., session_id: _Optional[str] = ..., start: _Optional[_Union[SessionStart, _Mapping]] = ..., request: _Optional[_Union[_signal_pb2.SignalRequest, _Mapping]] = ..., response: _Optional[_Union[_signal_pb2.SignalResponse, _Mapping]] = ..., end: _Optional[_Union[SessionEnd, _Mapping]] = ..., call: _Optional[_Union[RoomCall, _Mapping]] = ..., reply: _Optional[_Union[RoomReply, _Mapping]] = ..., agent_offer: _Optional[bytes] = ..., agent_answer: _Optional[bytes] = ..., agent_end: _Optional[bytes] = ...) -> None: ...
 
 class SessionStart(_message.Message):
     __slots__ = ("join", "room")

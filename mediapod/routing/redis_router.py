@@ -217,6 +217,15 @@ class RedisRouter:
             return False
         return not is_alive(self._nodes.get(node_id), time.time(), stale_timeout)
 
+    def peers(self) -> list[str]:
+        """The other nodes alive and serving as of the last heartbeat, least loaded first (agent jobs are offered to them)."""
+        now = time.time()
+        alive = [
+            node for node_id, node in self._nodes.items()
+            if node_id != self.node_id and node.state == node_pb2.SERVING and is_alive(node, now, self._routing.stale_timeout)
+        ]
+        return [node.id for node in sorted(alive, key=lambda node: (node.stats.num_clients, node.id))]
+
     # -- messages between nodes ------------------------------------------------------
 
     async def send(self, node_id: str, message: relay_pb2.RelayMessage) -> None:

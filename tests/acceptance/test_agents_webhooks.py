@@ -9,18 +9,22 @@ judges media, and the agents are unmodified `livekit-agents` workers.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from livekit import api
+from redis.asyncio import Redis
 
 from mediapod.config import DEV_API_KEY, DEV_API_SECRET
+from mediapod.routing import registry
 
 from tests.support.agent_worker import AgentWorkerProcess
 from tests.support.livekit_sdk import SdkClient, sdk_token
 from tests.support.mediapod_process import MediaPodProcess
+from tests.support.redis_server import RedisServer
 from tests.support.webhook_receiver import WebhookReceiver
 
 RECEIVER_DOWN_FOR = 10.0
@@ -205,3 +209,41 @@ async def test_item2_jobs_spread_over_two_workers_a_killed_workers_room_goes_to_
         for worker in workers:
             worker.stop()
         pod.stop()
+
+
+async def test_item4_a_worker_connected_to_pod_a_is_dispatched_into_a_room_hosted_on_pod_b(
+    log_dir: str, redis_server: RedisServer, redis: Redis
+) -> None:
+    env = {
+        "SWITCHBOARD_REDIS__ADDRESS": redis_server.address,
+        "SWITCHBOARD_ROUTING__HEARTBEAT_INTERVAL": "1",
+        "SWITCHBOARD_ROUTING__STALE_TIMEOUT": "5",
+        "SWITCHBOARD_ROOM__DEPARTURE_TIMEOUT": "1",
+    }
+    a, b = MediaPodProcess(node_id="pod-a", env=env), MediaPodProcess(node_id="pod-b", env=env)
+    worker = AgentWorkerProcess("on-a", "")
+    caller = SdkClient()
+    try:
+        a.start(log_dir)
+        b.start(log_dir)
+        worker.http_url = a.http_url
+        worker.start(log_dir)
+        await asyncio.to_thread(worker.wait_registered)
+        await asyncio.sleep(2.5)  # both pods see each other SERVING in `nodes`
+        # The room is B's (claimed in the routing table before anyone joins), and the caller joins through B.
+        await redis.hset(registry.ROOM_NODE_MAP, "on-b", "pod-b")
+        await caller.connect(b.http_url, sdk_token("on-b", "caller"))
+        await caller.publish(video=False)
+        assert await _wait_until(lambda: caller.reception.tone_frames >= 10, 10), (
+            f"no agent audio; subscribed {caller.reception.subscribed}\n{worker.log_text()[-2000:]}"
+        )
+        assert _jobs_in(worker) == ["on-b"]
+        assert await redis.hget(registry.ROOM_NODE_MAP, "on-b") == b"pod-b"
+        # The agent's media went to B (its job process joined through A, relayed to B); A forwards nothing.
+        assert b.metric("switchboard_rtp_packets_received_total") > 0
+        assert a.metric("switchboard_rtp_packets_received_total") == 0
+    finally:
+        await caller.close()
+        worker.stop()
+        a.stop(signal.SIGINT)
+        b.stop(signal.SIGINT)

@@ -8,7 +8,9 @@ configuration). For each job the least loaded available worker is asked
 token for the room, signed with the key that worker registered with. A
 worker that declines or does not answer in time is passed over; a worker
 that disconnects has its jobs offered to the others. When the room finishes
-its jobs are terminated.
+its jobs are terminated. In a cluster, a job no local worker takes is offered
+to the workers of other pods (``RemoteAgents``, the AgentBus), and this pod's
+workers take jobs of rooms hosted elsewhere (``take``).
 
 As a RoomListener it only records and starts tasks: it never waits on the
 room's path.
@@ -21,6 +23,7 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from livekit.protocol import agent as lka
 from livekit.protocol import models as lk
@@ -42,6 +45,14 @@ def new_id(prefix: str) -> str:
     return prefix + secrets.token_urlsafe(9).replace("-", "x").replace("_", "y")
 
 
+class RemoteAgents(Protocol):
+    """The workers of other pods (the AgentBus in a cluster)."""
+
+    async def offer(self, job: lka.Job) -> str | None: ...
+
+    def terminate(self, node_id: str, job_id: str) -> None: ...
+
+
 @dataclass(eq=False)
 class AgentJob:
     """One agent in one room, and the worker running it (if any)."""
@@ -49,18 +60,23 @@ class AgentJob:
     job: lka.Job
     worker: AgentWorker | None = None
     tried: set[str] = field(default_factory=set)  # workers that declined, failed or vanished
+    hosted_elsewhere: bool = False  # a job another pod offered: its room is not here
+    remote_node: str = ""  # a job of a room here that a worker of that pod runs
 
 
 class AgentDispatcher:
     """Registered workers, the jobs they run, and the decisions of who runs what."""
 
-    def __init__(self, keys: Mapping[str, str], availability_timeout: float = AVAILABILITY_TIMEOUT) -> None:
+    def __init__(
+        self, keys: Mapping[str, str], availability_timeout: float = AVAILABILITY_TIMEOUT, remote: RemoteAgents | None = None
+    ) -> None:
         self._keys = dict(keys)
         self._availability_timeout = availability_timeout
+        self._remote = remote
         self.workers: dict[str, AgentWorker] = {}
         self.jobs: dict[str, AgentJob] = {}
         self._rooms: dict[str, lk.Room] = {}  # open rooms of this node, by name
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[bool]] = set()
 
     # -- workers ---------------------------------------------------------------
 
@@ -129,21 +145,23 @@ class AgentDispatcher:
         ]
         return sorted(eligible, key=lambda w: (w.load, len(w.jobs)))
 
-    async def _assign(self, job: AgentJob) -> None:
-        """Ask workers in turn until one accepts; then assign it the job with a token for the room."""
-        while job.job.id in self.jobs and job.job.room.name in self._rooms:
+    def _open(self, job: AgentJob) -> bool:
+        """Whether the job is still wanted: not ended, and its room open (here, or on the pod that offered it)."""
+        return job.job.id in self.jobs and (job.hosted_elsewhere or job.job.room.name in self._rooms)
+
+    async def _assign(self, job: AgentJob) -> bool:
+        """Ask workers in turn until one accepts, then assign it the job with a token for the room; then other pods."""
+        while self._open(job):
             candidates = self._candidates(job)
             if not candidates:
-                log.warning("no agent worker for %r took job %s in room %s", job.job.agent_name, job.job.id, job.job.room.name)
-                job.job.state.status = lka.JS_FAILED
-                return
+                return await self._assign_elsewhere(job)
             worker = candidates[0]
             job.tried.add(worker.id)
             answer = await self._ask(worker, job.job)
             if answer is None or not answer.available or worker.id not in self.workers:
                 continue
-            if job.job.id not in self.jobs or job.job.room.name not in self._rooms:
-                return  # the room ended while the worker thought about it
+            if not self._open(job):
+                return False  # the room ended while the worker thought about it
             job.worker = worker
             worker.jobs.add(job.job.id)
             job.job.state.status = lka.JS_RUNNING
@@ -151,7 +169,40 @@ class AgentDispatcher:
             job.job.state.participant_identity = answer.participant_identity or f"agent-{job.job.id}"
             worker.send(lka.ServerMessage(assignment=lka.JobAssignment(job=job.job, token=self._token(worker, job.job, answer))))
             log.info("agent job %s in room %s assigned to worker %s", job.job.id, job.job.room.name, worker.id)
-            return
+            return True
+        return False
+
+    async def _assign_elsewhere(self, job: AgentJob) -> bool:
+        """No worker here took it: a job of a room here goes to another pod's workers, if one takes it."""
+        node = None
+        if self._remote is not None and not job.hosted_elsewhere:
+            node = await self._remote.offer(job.job)
+        if node is None or not self._open(job):
+            log.warning("no agent worker for %r took job %s in room %s", job.job.agent_name, job.job.id, job.job.room.name)
+            job.job.state.status = lka.JS_FAILED
+            return False
+        job.remote_node = node
+        job.job.state.status = lka.JS_RUNNING
+        return True
+
+    # -- jobs of rooms on other pods -----------------------------------------------
+
+    async def take(self, job: lka.Job) -> bool:
+        """Another pod's job: run it on a worker here if one takes it."""
+        local = AgentJob(job, hosted_elsewhere=True)
+        if not self._candidates(local):
+            return False
+        self.jobs[job.id] = local
+        if await self._assign(local):
+            return True
+        self.jobs.pop(job.id, None)
+        return False
+
+    def end(self, job_id: str) -> None:
+        """The pod hosting the job's room says it is over."""
+        job = self.jobs.get(job_id)
+        if job is not None:
+            self._terminate(job)
 
     async def _ask(self, worker: AgentWorker, job: lka.Job) -> lka.AvailabilityResponse | None:
         future: asyncio.Future[lka.AvailabilityResponse] = asyncio.get_running_loop().create_future()
@@ -185,13 +236,17 @@ class AgentDispatcher:
 
     def room_started(self, room: RoomState) -> None:
         self._rooms[room.name] = models.room(convert.room_info(room))
-        if any(w.agent_name == "" for w in self.workers.values()):
+        if self._remote is not None or any(w.agent_name == "" for w in self.workers.values()):
             self.dispatch(room.name, "")
 
     def room_finished(self, room: RoomState) -> None:
         self._rooms.pop(room.name, None)
-        for job in [j for j in self.jobs.values() if j.job.room.name == room.name]:
-            self._terminate(job)
+        for job in [j for j in self.jobs.values() if j.job.room.name == room.name and not j.hosted_elsewhere]:
+            if job.remote_node and self._remote is not None:
+                self.jobs.pop(job.job.id, None)
+                self._remote.terminate(job.remote_node, job.job.id)
+            else:
+                self._terminate(job)
 
     def participant_joined(self, room: RoomState, participant: Participant) -> None:
         pass
