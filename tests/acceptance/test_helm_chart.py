@@ -411,7 +411,13 @@ def test_item3_prometheus_scrapes_media_and_operator_and_every_dashboard_panel_r
     moved = []
     for target in found["targets"]:
         expr = concrete(target["expr"])
-        assert scraped.prometheus.query(expr), f"{dashboard}/{panel}: no data for {expr}"
+        result = scraped.prometheus.query(expr)
+        assert result, f"{dashboard}/{panel}: no data for {expr}"
+        # Labels a panel groups by exist on its series (a misspelt one would group everything into one).
+        for clause in re.findall(r"\bby \(([^)]*)\)", expr):
+            for label in {name.strip() for name in clause.split(",")} - {"le"}:
+                if "histogram_quantile" not in expr:
+                    assert any(label in series["metric"] for series in result), f"{dashboard}/{panel}: no series has {label!r}"
         moved += scraped.prometheus.query(f"max_over_time(({expr})[3m:1s]) > 0")
     if (dashboard, panel) in MUST_MOVE:
         assert moved, f"{dashboard}/{panel}: no series rose above 0 during the media test"
