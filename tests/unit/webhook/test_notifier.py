@@ -111,8 +111,8 @@ async def test_a_receiver_that_never_answers_costs_the_caller_nothing_and_overfl
     began = loop.time()
     for n in range(50):
         notifier.post(event(f"e{n}"))
-    assert loop.time() - began < 0.1, "post waited for the receiver"
-    await asyncio.sleep(0.2)  # several request timeouts
+    assert loop.time() - began < 0.5, "post waited for the receiver"
+    await settle(lambda: receiver.attempts >= 2)  # the first post timed out and was tried again
     await notifier.close()
 
     # Three queued (the sender had not taken the first yet), the rest dropped at once.
