@@ -122,6 +122,12 @@ def test_item1_helm_lint_template_dry_run_and_current_schemas(k8s_cluster: K8sCl
     assert list(documents(helm("show", "crds", str(CHART)).stdout)) == crd_documents()
     # Its RBAC rules are deploy/rbac's, renamed for the release.
     defaults = render()
+    # A packaged chart (what a chart repository serves) carries the linked files themselves and renders the same.
+    with tempfile.TemporaryDirectory() as packaged:
+        helm("package", str(CHART), "--destination", packaged)
+        [archive] = Path(packaged).glob("switchboard-*.tgz")
+        fixed = ["--set", "apiKeys.key=k", "--set", "apiKeys.secret=s"]  # else the generated secret differs
+        assert list(documents(helm("template", "sb", str(archive), "--namespace", "sb", *fixed).stdout)) == render(*fixed)
     for component in ("operator", "media"):
         want = rbac_rules(ROOT / "deploy" / "rbac" / f"{component}.yaml")
         got = {o["kind"]: o["rules"] for o in defaults if o["metadata"]["name"] == f"sb-switchboard-{component}" and "rules" in o}
