@@ -284,10 +284,10 @@ class BandwidthController:
     # -- probing ------------------------------------------------------------------
 
     def _padding_track(self) -> DownTrack | None:
-        """A video DownTrack that is forwarding and has an RTX stream to carry padding."""
+        """A negotiated video DownTrack with an RTX stream to carry padding (paused or not: probing is how it resumes)."""
         for track in self._tracks.values():
             downtrack = track.downtrack
-            if track.kind == "video" and downtrack.rtx_payload_type is not None and downtrack.packets_sent:
+            if track.kind == "video" and downtrack.rtx_payload_type is not None and downtrack.bound:
                 return downtrack
         return None
 

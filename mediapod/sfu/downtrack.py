@@ -132,6 +132,11 @@ class DownTrack:
         self._bound = False
         self._closed = False
 
+    @property
+    def bound(self) -> bool:
+        """The subscriber negotiated this track and its transport is up: packets for it reach a decoder."""
+        return self._bound
+
     def bind(self) -> None:
         """The subscriber accepted our offer and its transport is up: start forwarding."""
         if self._bound or self._closed:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from mediapod.sfu.bwe.estimator import BandwidthEstimator
 from mediapod.sfu.bwe.feedback import PacketResult
 from mediapod.sfu.bwe.trendline import BandwidthSignal
-from tests.unit.sfu.bwe.bottleneck import Bottleneck, Trace
+from tests.support.bottleneck import Bottleneck, Trace
 
 MIN, MAX = 30_000, 30_000_000
 
