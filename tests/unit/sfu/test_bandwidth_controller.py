@@ -15,7 +15,11 @@ from mediapod.metrics import MediaCounters
 from mediapod.rtp.packet import RtpHeader
 from mediapod.rtp.twcc import TwccFeedback
 from mediapod.sfu.allocator import AllocatorState, TrackPriority
-from mediapod.sfu.bandwidth_controller import UNLIMITED_BPS, BandwidthController, _ProbeMeter
+from mediapod.sfu.bandwidth_controller import (
+    UNLIMITED_BPS,
+    BandwidthController,
+    _ProbeMeter,
+)
 from mediapod.sfu.bwe.feedback import PacketResult
 from mediapod.sfu.downtrack import DownTrack
 from mediapod.sfu.forwarder import Forwarder
