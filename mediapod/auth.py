@@ -137,6 +137,9 @@ class Claims:
     nbf: datetime | None
     # LiveKit's `attributes` claim: string key/value pairs about the participant.
     attributes: Mapping[str, str] = field(default_factory=dict)
+    # LiveKit's `roomConfig.agents`: (agent name, metadata) of each agent to dispatch
+    # when this participant's join creates the room.
+    room_agents: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -290,6 +293,7 @@ class TokenVerifier:
             exp=_numeric_date(payload, "exp"),
             nbf=_numeric_date(payload, "nbf") if "nbf" in payload else None,
             attributes=_attributes(payload),
+            room_agents=_room_agents(payload),
         )
 
 
@@ -336,6 +340,25 @@ def _attributes(payload: Mapping[str, Any]) -> dict[str, str]:
         if not isinstance(item, str):
             raise InvalidToken(f"token attribute {key!r} must be a string, got {_json_type(item)}")
     return value
+
+
+def _room_agents(payload: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The agents of the ``roomConfig`` claim (LiveKit's RoomConfiguration as protobuf JSON); the rest is not acted on."""
+    config = payload.get("roomConfig", {})
+    if not isinstance(config, dict):
+        raise InvalidToken(f"token 'roomConfig' claim must be an object, got {_json_type(config)}")
+    agents = config.get("agents", [])
+    if not isinstance(agents, list):
+        raise InvalidToken(f"token roomConfig 'agents' must be an array, got {_json_type(agents)}")
+    found = []
+    for agent in agents:
+        if not isinstance(agent, dict):
+            raise InvalidToken(f"token roomConfig agent must be an object, got {_json_type(agent)}")
+        name, metadata = agent.get("agentName", agent.get("agent_name", "")), agent.get("metadata", "")
+        if not isinstance(name, str) or not isinstance(metadata, str):
+            raise InvalidToken("token roomConfig agent's agentName and metadata must be strings")
+        found.append((name, metadata))
+    return tuple(found)
 
 
 def _numeric_date(payload: Mapping[str, Any], claim: str) -> datetime:

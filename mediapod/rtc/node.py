@@ -64,6 +64,7 @@ class MediaNode:
         departure_timeout: int | None = None,
         max_participants: int | None = None,
         metadata: str = "",
+        agents: tuple[tuple[str, str], ...] = (),
     ) -> Room:
         """The room of that name, created with these settings if it does not exist yet."""
         if not name:
@@ -77,6 +78,7 @@ class MediaNode:
             departure_timeout=defaults.departure_timeout if departure_timeout is None else departure_timeout,
             max_participants=defaults.max_participants if max_participants is None else max_participants,
             metadata=metadata,
+            agents=agents,
         )
         room = Room(
             name, new_sid("RM_"), settings, self.context,
@@ -86,13 +88,14 @@ class MediaNode:
         log.info("room %s created", name)
         return room
 
-    def room_for_join(self, name: str) -> Room:
+    def room_for_join(self, name: str, agents: tuple[tuple[str, str], ...] = ()) -> Room:
+        """The room to join, created if it does not exist; ``agents`` (the joining token's roomConfig) only apply to a new room."""
         room = self.rooms.get(name)
         if room is not None:
             return room
         if not self.config.room.auto_create:
             raise RequestError(ErrorCode.NOT_FOUND, f"room {name!r} does not exist and auto-create is off")
-        return self.create_room(name)
+        return self.create_room(name, agents=agents)
 
     def delete_room(self, name: str) -> None:
         room = self.rooms.get(name)

@@ -33,6 +33,8 @@ class RoomSettings:
     departure_timeout: int
     max_participants: int
     metadata: str = ""
+    # (agent name, metadata) of agents to dispatch as the room starts (the creating token's roomConfig).
+    agents: tuple[tuple[str, str], ...] = ()
 
 
 class Room:
@@ -270,6 +272,7 @@ class Room:
             created_at=self.created_at,
             num_participants=len(self.participants),
             num_publishers=self.publisher_count,
+            agents=settings.agents,
         )
 
     @property

@@ -25,3 +25,5 @@ class RoomState:
     created_at: float  # unix seconds
     num_participants: int
     num_publishers: int
+    # (agent name, metadata) dispatched as the room started: the creating token's roomConfig.agents.
+    agents: tuple[tuple[str, str], ...] = ()

@@ -86,7 +86,7 @@ class SessionHost:
         queue = ResponseQueue(limits.signal_queue_size)
         sink = QueueSink(queue)
         data_codec = self._data_codec(join.data_format)
-        room = self._node.room_for_join(room_name)
+        room = self._node.room_for_join(room_name, claims.room_agents)
         grant = claims.video
         participant = room.join(
             identity=claims.identity,

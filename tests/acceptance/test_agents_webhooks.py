@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from livekit import api
+from livekit.protocol.agent_dispatch import RoomAgentDispatch
+from livekit.protocol.room import RoomConfiguration
 from redis.asyncio import Redis
 
 from mediapod.config import DEV_API_KEY, DEV_API_SECRET
@@ -164,7 +166,7 @@ async def test_item2_jobs_spread_over_two_workers_a_killed_workers_room_goes_to_
     first, second = AgentWorkerProcess("first", pod.http_url), AgentWorkerProcess("second", pod.http_url)
     named = AgentWorkerProcess("named", pod.http_url, agent_name="receptionist")
     workers = [first, second, named]
-    callers = {room: SdkClient() for room in ("room-a", "room-b", "room-c")}
+    callers = {room: SdkClient() for room in ("room-a", "room-b", "room-c", "room-d")}
     try:
         for worker in workers:
             worker.start(log_dir)
@@ -203,6 +205,18 @@ async def test_item2_jobs_spread_over_two_workers_a_killed_workers_room_goes_to_
             listed = await lkapi.agent_dispatch.list_dispatch("room-c")
             assert dispatch.id in {d.id for d in listed}
         assert _jobs_in(named) == ["room-c"]
+
+        # ... or when the token of the participant whose join creates the room names it (roomConfig.agents).
+        config = RoomConfiguration(agents=[RoomAgentDispatch(agent_name="receptionist", metadata="from the token")])
+        token = (
+            api.AccessToken(DEV_API_KEY, DEV_API_SECRET).with_identity("caller-room-d")
+            .with_grants(api.VideoGrants(room_join=True, room="room-d")).with_room_config(config).to_jwt()
+        )
+        caller = callers["room-d"]
+        await caller.connect(pod.http_url, token)
+        await caller.publish(video=False)
+        assert await _wait_until(lambda: len(caller.reception.subscribed) == 2, 10), "the token's agent never joined"
+        assert _jobs_in(named) == ["room-c", "room-d"]
     finally:
         for client in callers.values():
             await client.close()

@@ -328,3 +328,27 @@ def test_permission_denied_is_an_auth_error_but_not_an_invalid_token() -> None:
     assert issubclass(PermissionDenied, AuthError)
     assert not issubclass(PermissionDenied, InvalidToken)
     assert PermissionDenied("why").reason == "why"
+
+
+def test_a_livekit_token_room_configuration_names_the_agents_to_dispatch() -> None:
+    from livekit import api
+    from livekit.protocol.agent_dispatch import RoomAgentDispatch
+    from livekit.protocol.room import RoomConfiguration
+
+    config = RoomConfiguration(agents=[RoomAgentDispatch(agent_name="receptionist", metadata="vip")])
+    token = (
+        api.AccessToken(API_KEY, API_SECRET).with_identity("caller")
+        .with_grants(api.VideoGrants(room_join=True, room="r")).with_room_config(config).to_jwt()
+    )
+    assert VERIFIER.verify(token).room_agents == (("receptionist", "vip"),)
+    assert VERIFIER.verify(_signed({"video": {}})).room_agents == ()
+
+
+@pytest.mark.parametrize(
+    "room_config",
+    [pytest.param("agents", id="not-an-object"), pytest.param({"agents": {}}, id="agents-not-an-array"),
+     pytest.param({"agents": ["x"]}, id="agent-not-an-object"), pytest.param({"agents": [{"agentName": 5}]}, id="name-not-a-string")],
+)
+def test_a_malformed_room_configuration_is_refused(room_config: object) -> None:
+    with pytest.raises(InvalidToken):
+        VERIFIER.verify(_signed({"video": {}, "roomConfig": room_config}))

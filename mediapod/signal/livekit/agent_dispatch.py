@@ -236,8 +236,11 @@ class AgentDispatcher:
 
     def room_started(self, room: RoomState) -> None:
         self._rooms[room.name] = models.room(convert.room_info(room))
+        named = [(name, metadata) for name, metadata in room.agents if name]  # the creating token's roomConfig.agents
         if self._remote is not None or any(w.agent_name == "" for w in self.workers.values()):
             self.dispatch(room.name, "")
+        for agent_name, metadata in named:
+            self.dispatch(room.name, agent_name, metadata)
 
     def room_finished(self, room: RoomState) -> None:
         self._rooms.pop(room.name, None)

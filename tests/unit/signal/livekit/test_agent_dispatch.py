@@ -130,3 +130,16 @@ async def test_a_finished_room_terminates_its_jobs(dispatcher: AgentDispatcher) 
 async def test_an_answer_nobody_asked_for_is_ignored() -> None:
     w = worker("AW_1")
     assert not w.answer(lka.AvailabilityResponse(job_id="AJ_made_up", available=True))
+
+
+async def test_agents_named_in_the_creating_tokens_room_configuration_are_dispatched_as_the_room_starts(
+    dispatcher: AgentDispatcher,
+) -> None:
+    named = worker("AW_named", agent_name="receptionist")
+    dispatcher.register(named)
+    started = RoomState(sid="RM_c", name="call", node_id="n", metadata="", empty_timeout=1, departure_timeout=1,
+                        max_participants=0, created_at=0.0, num_participants=0, num_publishers=0,
+                        agents=(("receptionist", "vip"),))
+    dispatcher.room_started(started)
+    assignment = await accept(named)
+    assert assignment.job.agent_name == "receptionist" and assignment.job.metadata == "vip"
