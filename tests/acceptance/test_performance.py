@@ -3,13 +3,15 @@
 The figures live in bench/ (README, bench/results/); these tests check the
 instrument, never a speed: the quick mode runs against every SFU installed
 here and writes JSON whose columns are all present and whose counts and
-latency samples agree with each other.
+latency samples agree with each other, and the README's table is the
+committed JSON of one full run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -89,3 +91,22 @@ def test_item1_fanout_quick_runs_and_writes_consistent_json(tmp_path: Path) -> N
         assert result["summary"]["forwarded_packets_per_s"] == result["saturation"]["forwarded_packets_per_s"]
         assert result["summary"]["p99_ms_at_90"] == result["at_90_percent"]["latency_ms"]["p99"]
         assert result["idle_rss_bytes"] > 0
+
+
+def test_item4_readme_shows_one_full_run_beside_janus_and_mediasoup_and_how_to_rerun_it() -> None:
+    """The README's table is the committed JSON of a full run (not the quick one), all three SFUs measured."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.partition("\n### Fan-out at saturation")[2].partition("\n## ")[0]
+    assert "bench/peers/setup" in section and ".venv/bin/python bench/fanout" in section, "how to rerun it"
+    [name] = re.findall(r"`(bench/results/fanout-[\d-]+\.json)`", section)
+    document = json.loads((ROOT / name).read_text())
+    assert document["settings"]["quick"] is False and document["settings"]["fanout"] == 50
+    for result in document["results"]:
+        assert result["available"], result
+        label = {"switchboard": "Switchboard", "janus": "Janus", "mediasoup": "mediasoup"}[result["target"]]
+        [row] = [line for line in section.splitlines() if line.startswith(f"| {label}")]
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        summary = result["summary"]
+        assert cells[1].startswith(f"{summary['forwarded_packets_per_s']:,.0f} "), (cells[1], summary)
+        assert cells[2] == f"{summary['sfu_cpu_us_per_packet']:.1f}", (cells[2], summary)
+        assert cells[4].startswith(f"{summary['p50_ms_at_50']:.2f} / "), (cells[4], summary)
