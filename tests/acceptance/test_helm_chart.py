@@ -34,6 +34,7 @@ import yaml
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
 from mediapod import client
+from mediapod.config import MediaConfig, WebhookConfig, load_config
 
 from tests.support import readme
 from tests.support.helm import CHART, documents, helm, render
@@ -107,10 +108,37 @@ def apply_service_monitor_crd(cluster: K8sCluster) -> None:
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/servicemonitors.monitoring.coreos.com")
 
 
+def media_pod_config(objects: list[dict[str, Any]], scratch: Path) -> MediaConfig:
+    """What the media pod's own loader makes of a rendering: the DaemonSet's env, its ConfigMaps as mounted files.
+
+    Env from the downward API or a Secret gets a stand-in; $(VAR) expands as the kubelet expands it."""
+    spec = one(objects, "DaemonSet", "-media")["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mounts: dict[str, Path] = {}
+    for mount in container["volumeMounts"]:
+        if "configMap" in volumes[mount["name"]]:
+            local = mounts[mount["mountPath"]] = scratch / mount["name"]
+            local.mkdir(parents=True)
+            for key, text in one(objects, "ConfigMap", volumes[mount["name"]]["configMap"]["name"])["data"].items():
+                (local / key).write_text(text)
+    stand_ins = {"spec.nodeName": "node-a", "status.hostIP": "192.0.2.10"}
+    env: dict[str, str] = {}
+    for var in container["env"]:
+        source = var.get("valueFrom", {})
+        value = var["value"] if "value" in var else stand_ins.get(source.get("fieldRef", {}).get("fieldPath"), "from-a-secret")
+        value = re.sub(r"\$\((\w+)\)", lambda m: env.get(m[1], m[0]), value)
+        for mount_path, local in mounts.items():
+            if value.startswith(mount_path + "/"):
+                value = str(local) + value[len(mount_path):]
+        env[var["name"]] = value
+    return load_config([], env)
+
+
 # -- item 1 -----------------------------------------------------------------------------
 
 
-def test_item1_helm_lint_template_dry_run_and_current_schemas(k8s_cluster: K8sCluster) -> None:  # noqa: F811
+def test_item1_helm_lint_template_dry_run_and_current_schemas(k8s_cluster: K8sCluster, tmp_path: Path) -> None:  # noqa: F811
     # Lint: clean (no warning, no error, no info) with the defaults and with everything on.
     for extra in ([], ["-f", str(ALL_ENABLED)]):
         linted = helm("lint", "--strict", str(CHART), *extra)
@@ -137,11 +165,15 @@ def test_item1_helm_lint_template_dry_run_and_current_schemas(k8s_cluster: K8sCl
     kinds = {o["kind"] for o in everything}
     assert {"ServiceMonitor", "ConfigMap", "DaemonSet", "Deployment", "Service", "Secret", "ClusterRole", "Role"} <= kinds
     assert not by_kind(defaults, "ServiceMonitor")
+    # Webhook values reach the pod as its own loader reads the DaemonSet: unset ones keep the pod's defaults.
+    assert media_pod_config(defaults, tmp_path / "defaults").webhook == WebhookConfig()
+    assert media_pod_config(everything, tmp_path / "everything").webhook == WebhookConfig(
+        urls=["https://app.example.com/livekit/webhook"], retry_window=30)
     # Turning the ServiceMonitor on without its CRD in the cluster says why instead of failing at apply.
     refused = helm("template", "sb", str(CHART), "--set", "serviceMonitor.enabled=true", check=False)
     assert refused.returncode != 0 and "ServiceMonitor CRD" in refused.stderr
     # Bad values are refused by values.schema.json before anything renders.
-    for bad in ("media.ports.udp=0", "operator.sortBy=fastest", "nosuchkey=1", "redis.address=no-port"):
+    for bad in ("media.ports.udp=0", "operator.sortBy=fastest", "nosuchkey=1", "redis.address=no-port", "media.webhook.urls={ftp://hooks}"):
         refused = helm("template", "sb", str(CHART), "--set", bad, check=False)
         assert refused.returncode != 0 and "schema" in refused.stderr, bad
 
