@@ -55,9 +55,9 @@ def _check_row(row: dict[str, Any], fanout: int) -> None:
     assert row["undecryptable"] == 0
     assert row["latency_samples"] == row["sampled_packets"]
     latency = row["latency_ms"]
-    assert 0 <= latency["p50"] <= latency["p99"] <= latency["p99.9"], latency
-    # /proc counts CPU in 10 ms ticks: a cheap SFU may show none in a quick window.
-    assert row["sfu_cpu_us_per_packet"] >= 0 and row["sfu_rss_bytes"] > 0
+    # Every packet takes some time from the publisher's stamp to the subscriber's socket.
+    assert 0 < latency["p50"] <= latency["p99"] <= latency["p99.9"], latency
+    assert row["sfu_rss_bytes"] > 0
 
 
 def test_item1_fanout_quick_runs_and_writes_consistent_json(tmp_path: Path) -> None:
