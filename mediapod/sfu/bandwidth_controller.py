@@ -53,6 +53,11 @@ log = logging.getLogger(__name__)
 # keyframe back for its whole transmission time.
 PACING_FACTOR = 1.5
 UNLIMITED_BPS = 1e12  # the estimate when congestion control is off
+# Where a subscriber's estimate starts. Optimistic: a guess too high costs a
+# second of queueing until the first feedback shows the delay and the
+# estimate drops to what arrived; a guess too low pauses video that the link
+# would carry until probes have climbed to it, several seconds of black.
+INITIAL_ESTIMATE_BPS = 10_000_000.0
 PROBE_TICK = 0.01  # padding is sent in 10 ms portions
 PADDING_PACKET = 255  # bytes of RTP padding per probe packet (the count is one byte)
 PROBE_FEEDBACK_WAIT = 0.4  # after a probe ends, wait this long for its feedback
@@ -116,7 +121,7 @@ class BandwidthController:
         self._counters = counters
         self._congestion_control = congestion_control
         self.history = SendHistory() if congestion_control else None
-        self.estimator = BandwidthEstimator() if congestion_control else None
+        self.estimator = BandwidthEstimator(INITIAL_ESTIMATE_BPS) if congestion_control else None
         self.pacer = Pacer(send_rtp, self.history, self.estimate_bps * PACING_FACTOR)
         self.allocator = StreamAllocator()
         self._tracks: dict[str, _Track] = {}
@@ -175,7 +180,7 @@ class BandwidthController:
             return
         if negotiated and self.history is None:
             self.history = self.pacer.history = SendHistory()
-            self.estimator = self.estimator or BandwidthEstimator()
+            self.estimator = self.estimator or BandwidthEstimator(INITIAL_ESTIMATE_BPS)
         elif not negotiated and self.history is not None:
             self.history = self.pacer.history = None
             self.estimator = None
@@ -203,7 +208,7 @@ class BandwidthController:
     def on_remb(self, bitrate_bps: float) -> None:
         self._counters.congestion_feedback[("remb", "received")] += 1
         if self.estimator is None and self._congestion_control:
-            self.estimator = BandwidthEstimator()
+            self.estimator = BandwidthEstimator(INITIAL_ESTIMATE_BPS)
         if self.estimator is not None:
             now = time.monotonic()
             self.estimator.on_remb(bitrate_bps, now)
