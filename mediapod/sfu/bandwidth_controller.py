@@ -53,11 +53,12 @@ log = logging.getLogger(__name__)
 # keyframe back for its whole transmission time.
 PACING_FACTOR = 1.5
 UNLIMITED_BPS = 1e12  # the estimate when congestion control is off
-# Where a subscriber's estimate starts. Optimistic: a guess too high costs a
-# second of queueing until the first feedback shows the delay and the
-# estimate drops to what arrived; a guess too low pauses video that the link
-# would carry until probes have climbed to it, several seconds of black.
-INITIAL_ESTIMATE_BPS = 10_000_000.0
+# Where a subscriber's estimate starts: a middle simulcast layer and audio.
+# Too high, and a slow link is flooded until feedback brings it down (at
+# 10 Mbit/s a 300 kbit/s subscriber took longer than 5 s to settle); too low,
+# and a single-layer camera above it stays paused until probes have climbed
+# to it (a 5 Mbit/s camera on a free link: several seconds).
+INITIAL_ESTIMATE_BPS = 1_000_000.0
 PROBE_TICK = 0.01  # padding is sent in 10 ms portions
 PADDING_PACKET = 255  # bytes of RTP padding per probe packet (the count is one byte)
 PROBE_FEEDBACK_WAIT = 0.4  # after a probe ends, wait this long for its feedback
