@@ -220,6 +220,32 @@ def camera(
     )
 
 
+async def start_camera(
+    stack: AsyncExitStack,
+    pod: MediaPodProcess,
+    room: str,
+    identity: str,
+    layers: tuple[tuple[str, int, int, int], ...] = CAMERA_LAYERS,
+    source: int = models_pb2.CAMERA,
+    keyframe_interval: float = 1.0,
+) -> None:
+    """A simulcast publisher that only publishes (it subscribes to nothing), stopped with the stack."""
+    session = await stack.enter_async_context(
+        await client.connect(pod.grpc_target, pod.token(room, identity, can_subscribe=False))
+    )
+    publisher = camera(session, layers, source, keyframe_interval)
+    await publisher.start()
+    stack.push_async_callback(publisher.stop)
+
+
+async def join_sdk(stack: AsyncExitStack, pod: MediaPodProcess, room: str, identity: str, **grants: object) -> SdkClient:
+    """A LiveKit SDK participant, disconnected with the stack."""
+    sdk = SdkClient()
+    await sdk.connect(pod.http_url, sdk_token(room, identity, **grants))
+    stack.push_async_callback(sdk.close)
+    return sdk
+
+
 def busiest_link(relay: LossyRelay) -> LinkShaper:
     """The subscriber's downlink: publishers (which do not subscribe) receive only RTCP."""
     return max(relay.shapers.values(), key=lambda shaper: shaper.stats.offered_packets)
@@ -239,18 +265,11 @@ async def test_item2_a_subscriber_behind_300_kbits_settles_on_a_layer_that_fits_
     sizes_that_fit = {(width, height) for _, width, height, bitrate in CAMERA_LAYERS if bitrate < LINK_BPS * 0.8}
     top = (CAMERA_LAYERS[-1][1], CAMERA_LAYERS[-1][2])
     async with AsyncExitStack() as stack:
-        video = await stack.enter_async_context(await client.connect(pod.grpc_target, pod.token(room, "camera")))
-        publisher = camera(video)
-        await publisher.start()
-        stack.push_async_callback(publisher.stop)
+        await start_camera(stack, pod, room, "camera")
         # LiveKit's SDK sends speech-rate Opus (about 32 kbit/s), as a browser does.
-        microphone = SdkClient()
-        await microphone.connect(pod.http_url, sdk_token(room, "microphone", can_subscribe=False))
-        stack.push_async_callback(microphone.close)
+        microphone = await join_sdk(stack, pod, room, "microphone", can_subscribe=False)
         await microphone.publish(video=False)
-        viewer = SdkClient()
-        await viewer.connect(pod.http_url, sdk_token(room, "viewer"))
-        stack.push_async_callback(viewer.close)
+        viewer = await join_sdk(stack, pod, room, "viewer")
         await eventually(lambda: len(viewer.reception.subscribed) >= 2, timeout=10)
         joined = time.monotonic()
         settled = joined + SETTLE_WITHIN
@@ -320,15 +339,8 @@ async def test_item3_a_screenshare_keeps_its_best_layer_while_cameras_step_down_
             ("cam1", PRIORITY_CAMERA_LAYERS, models_pb2.CAMERA),
             ("cam2", PRIORITY_CAMERA_LAYERS, models_pb2.CAMERA),
         ):
-            session = await stack.enter_async_context(
-                await client.connect(pod.grpc_target, pod.token(room, identity, can_subscribe=False))
-            )
-            publisher = camera(session, layers, source, KEYFRAME_INTERVAL)
-            await publisher.start()
-            stack.push_async_callback(publisher.stop)
-        viewer = SdkClient()
-        await viewer.connect(pod.http_url, sdk_token(room, "viewer"))
-        stack.push_async_callback(viewer.close)
+            await start_camera(stack, pod, room, identity, layers, source, KEYFRAME_INTERVAL)
+        viewer = await join_sdk(stack, pod, room, "viewer")
         await eventually(lambda: len(viewer.reception.video_sizes_from) == 3, timeout=10)
         frames = viewer.reception.video_sizes_from
         marks = []
@@ -490,13 +502,8 @@ async def test_item6_metrics_show_estimates_allocator_states_switches_and_probes
     seen_states: set[str] = set()
     gauges: dict[str, float] = {}
     async with AsyncExitStack() as stack:
-        video = await stack.enter_async_context(await client.connect(pod.grpc_target, pod.token(room, "camera")))
-        publisher = camera(video)
-        await publisher.start()
-        stack.push_async_callback(publisher.stop)
-        viewer = SdkClient()
-        await viewer.connect(pod.http_url, sdk_token(room, "viewer"))
-        stack.push_async_callback(viewer.close)
+        await start_camera(stack, pod, room, "camera")
+        viewer = await join_sdk(stack, pod, room, "viewer")
         await eventually(lambda: viewer.reception.subscribed, timeout=10)
         for _ in range(10):
             metrics = pod.metrics()
