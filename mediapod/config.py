@@ -146,6 +146,19 @@ class WebhookConfig:
 
 
 @dataclass
+class WorkerPlacement:
+    """Which worker process of a pod this process is: set by the supervisor (workers.py) for each worker."""
+
+    pod: str = ""   # the pod's node id; empty: this process is the whole pod
+    index: int = 0
+
+    @property
+    def shares_ports(self) -> bool:
+        """Whether the HTTP and gRPC ports are shared with sibling workers (SO_REUSEPORT)."""
+        return bool(self.pod)
+
+
+@dataclass
 class MediaConfig:
     """Everything a media pod reads at start."""
 
@@ -167,6 +180,12 @@ class MediaConfig:
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     kubernetes: KubernetesConfig = field(default_factory=KubernetesConfig)
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
+    # Worker processes, one per core, each a node of the routing layer with
+    # its own UDP port (rtc.udp_port + i); 0 = the number of cores with
+    # redis.address set, else 1. More than 1 needs Redis: workers share rooms
+    # through the routing table as pods do.
+    workers: int = 0
+    worker: WorkerPlacement = field(default_factory=WorkerPlacement)
     dev: bool = False
 
     def finalize(self) -> MediaConfig:
@@ -207,12 +226,28 @@ class MediaConfig:
             raise ConfigError("webhook.queue_size, request_timeout and retry_window must be positive")
         if self.redis.address and ":" not in self.redis.address:
             raise ConfigError(f"redis.address must be host:port, not {self.redis.address!r}")
+        self._finalize_workers()
         if self.kubernetes.kubeconfig:
             if not self.redis.address:
                 raise ConfigError("kubernetes.kubeconfig needs redis.address: the operator schedules through Redis")
             if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", self.node_id):
                 raise ConfigError(f"node_id {self.node_id!r} must be a lowercase DNS name to name its SFUNode")
         return self
+
+    def _finalize_workers(self) -> None:
+        if self.workers < 0:
+            raise ConfigError(f"workers must be 0 (one per core) or more, not {self.workers}")
+        if self.workers == 0:
+            self.workers = (os.cpu_count() or 1) if self.redis.address else 1
+        if self.workers > 1 and not self.redis.address:
+            raise ConfigError(
+                f"workers = {self.workers} needs redis.address: workers share rooms through the Redis routing table "
+                "as pods do (set --redis-address, or run --workers 1)"
+            )
+        last_udp = self.rtc.udp_port + self.workers - 1 if self.rtc.udp_port else 0
+        last_advertised = self.rtc.advertised_port + self.workers - 1 if self.rtc.advertised_port else 0
+        if max(last_udp, last_advertised) > 65535:
+            raise ConfigError(f"{self.workers} workers need UDP ports up to {max(last_udp, last_advertised)}, past 65535")
 
 
 def detect_ip() -> str:
@@ -233,6 +268,7 @@ def dev_config() -> MediaConfig:
         metrics_host="127.0.0.1",
         keys={DEV_API_KEY: DEV_API_SECRET},
         rtc=RtcConfig(bind_ip="127.0.0.1", advertised_ip="127.0.0.1"),
+        workers=1,
         dev=True,
     )
 
@@ -320,6 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--advertised-ip", help="IP put in ICE host candidates (the node IP on hostNetwork)")
     parser.add_argument("--log-level")
     parser.add_argument("--redis-address", help="host:port of the shared Redis (empty: one node, no Redis)")
+    parser.add_argument(
+        "--workers", type=int,
+        help="worker processes, each with its own UDP port from --udp-port up (0: one per core with Redis, else 1)",
+    )
     return parser
 
 
@@ -344,6 +384,7 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         "grpc_port": args.grpc_port,
         "metrics_port": args.metrics_port,
         "log_level": args.log_level,
+        "workers": args.workers,
         "redis": {"address": args.redis_address} if args.redis_address is not None else None,
         "rtc": {k: v for k, v in (("udp_port", args.udp_port), ("bind_ip", args.bind_ip), ("advertised_ip", args.advertised_ip)) if v is not None},
     }

@@ -6,19 +6,22 @@ import asyncio
 import errno
 import logging
 import signal
-import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
+from multiprocessing.connection import Connection
 
 import grpc
 from livekit.protocol import models as lk_models
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from mediapod import auth
+from mediapod.banner import Serving, print_banner
 from mediapod.cluster import Cluster
-from mediapod.config import DEV_API_KEY, DEV_API_SECRET, ConfigError, MediaConfig, load_config
+from mediapod.config import ConfigError, MediaConfig, load_config
 from mediapod.http.dev_page import DevPage
 from mediapod.http.server import HttpServer, PortInUse
+from mediapod.ports import claim_tcp_port
 from mediapod.metrics import MediaCollector, MediaCounters, computed_on_loop, serve_metrics
 from mediapod.protocol import room_service_pb2_grpc
 from mediapod.routing.local import LocalRouter
@@ -41,12 +44,17 @@ from mediapod.webhook.notifier import WebhookNotifier
 
 log = logging.getLogger("mediapod")
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
 # Time given to participants to receive their leave before the process exits.
 SHUTDOWN_GRACE = 2.0
 
 
-async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None:
-    """Run the media pod until cancelled or signalled.
+async def serve(config: MediaConfig, on_ready: Callable[[Serving], None] | None = None) -> None:
+    """Run the media pod (or one worker of it, see workers/) until cancelled or signalled.
+
+    on_ready gets the bound ports once everything listens; by default the
+    banner tells the user what to connect to.
 
     Raises:
         PortInUse: one of the configured ports is taken (the message names it).
@@ -89,7 +97,9 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
             raise PortInUse(exc.errno, f"metrics port {config.metrics_host}:{config.metrics_port} is already in use") from None
         raise
 
-    http = HttpServer(config.http_host, config.http_port)
+    # Worker processes of one pod share the HTTP and gRPC ports (the supervisor checked they were free).
+    shared = config.worker.shares_ports
+    http = HttpServer(config.http_host, config.http_port, reuse_port=shared)
     livekit = LiveKitSignaling(gateway, verifier, node.context.counters, ServerSettings(SERVER_VERSION, region=config.region))
     http.add_routes(livekit.routes())
     server_info = lk_models.ServerInfo(version=SERVER_VERSION, node_id=config.node_id, region=config.region)
@@ -100,14 +110,15 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
         http.add_routes(DevPage(*next(iter(config.keys.items()))).routes())
     http_port = await http.start()
 
-    # No SO_REUSEPORT: with it (gRPC's default on Linux) a second pod on the
-    # same port would start and share the first one's connections.
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    # SO_REUSEPORT only between one pod's workers: with it (gRPC's default on
+    # Linux) a second pod on the same port would start and share the first one's connections.
+    server = grpc.aio.server(options=[("grpc.so_reuseport", int(shared))])
     add_signal_service(SignalServicer(gateway).Connect, server)
     room_servicer = RoomServicer(cluster.rooms if cluster else local_rooms, verifier)
     room_service_pb2_grpc.add_RoomServiceServicer_to_server(room_servicer, server)
     try:
-        _check_free(config.grpc_host, config.grpc_port)
+        if not shared:  # so gRPC's core never logs its own multi-line bind failure
+            claim_tcp_port("gRPC", config.grpc_host, config.grpc_port)
         grpc_port = server.add_insecure_port(f"{config.grpc_host}:{config.grpc_port}")
     except (RuntimeError, PortInUse):
         await http.stop()
@@ -116,14 +127,13 @@ async def serve(config: MediaConfig, ready: asyncio.Event | None = None) -> None
     if cluster:
         await cluster.serving(grpc_port)
 
-    print_banner(config, http_port, grpc_port, node.context.mux.local_address[1], metrics_port)
+    serving = Serving(http_port, grpc_port, node.context.mux.local_address[1], metrics_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, stop.set)
     # In a cluster SIGTERM drains (a second one stops at once); alone it stops.
     loop.add_signal_handler(signal.SIGTERM, cluster.request_drain(stop) if cluster else stop.set)
-    if ready is not None:
-        ready.set()
+    (on_ready or partial(print_banner, config))(serving)
     try:
         if cluster:
             await cluster.run_until_drained(stop)
@@ -149,57 +159,45 @@ def _webhook_notifier(config: MediaConfig, counters: MediaCounters) -> WebhookNo
     return WebhookNotifier(config.webhook, key, config.keys[key], counters)
 
 
-def _check_free(host: str, port: int) -> None:
-    """Raise PortInUse if host:port is taken, so gRPC's core never logs its own multi-line bind failure.
-
-    Raises:
-        PortInUse: another socket holds the port.
-    """
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds: TIME_WAIT is no conflict
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise PortInUse(exc.errno, f"gRPC port {host}:{port} is already in use") from None
-            raise
-
-
-def print_banner(config: MediaConfig, http_port: int, grpc_port: int, udp_port: int, metrics_port: int) -> None:
-    """Tell the user what to connect to, the way `livekit-server --dev` does."""
-    lines = [
-        f"switchboard media pod {config.node_id} is up",
-        f"  HTTP:              http://{config.http_host}:{http_port}",
-        f"  LiveKit SDKs:      ws://{config.http_host}:{http_port}  (signaling v0 at /rtc, Twirp RoomService)",
-        f"  signaling (gRPC):  {config.grpc_host}:{grpc_port}",
-        f"  media (UDP):       {config.rtc.bind_ip}:{udp_port}, advertised as {config.rtc.advertised_ip}:{config.rtc.advertised_port or udp_port}",
-        f"  metrics:           http://{config.metrics_host}:{metrics_port}/metrics",
-    ]
-    if config.dev:
-        lines += [
-            f"  demo page:         http://{config.http_host}:{http_port}/  (dev mode only)",
-            f"  API key / secret:  {DEV_API_KEY} / {DEV_API_SECRET}  (dev mode: do not expose this pod)",
-            f"  a token:           sbctl token create --api-key {DEV_API_KEY} --api-secret {DEV_API_SECRET} "
-            "--room my-room --identity me",
-        ]
-    print("\n".join(lines), flush=True)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(argv)
     except ConfigError as exc:
         print(f"switchboard-media: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=config.log_level.upper(), format=LOG_FORMAT)
     try:
-        asyncio.run(serve(config))
+        if config.workers > 1:
+            from mediapod.workers.supervisor import WorkerFailed, supervise  # only a pod with workers needs them
+
+            try:
+                asyncio.run(supervise(config, run_worker))
+            except WorkerFailed as exc:
+                print(f"switchboard-media: {exc}", file=sys.stderr)
+                return 1
+        else:
+            asyncio.run(serve(config))
     except KeyboardInterrupt:
         pass
     except PortInUse as exc:
         print(f"switchboard-media: {exc.strerror}", file=sys.stderr)
         return 1
     return 0
+
+
+def run_worker(config: MediaConfig, report: Connection) -> None:
+    """A worker process of a pod (workers/supervisor.py spawns it): serve, and send the ports on report once up."""
+    from mediapod.workers.supervisor import die_with_parent
+
+    die_with_parent()
+    logging.basicConfig(level=config.log_level.upper(), format=LOG_FORMAT.replace("%(name)s", f"[{config.node_id}] %(name)s"))
+    try:
+        asyncio.run(serve(config, on_ready=report.send))
+    except KeyboardInterrupt:
+        pass
+    except PortInUse as exc:
+        print(f"switchboard-media: worker {config.node_id}: {exc.strerror}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,12 @@ class PortInUse(OSError):
 class HttpServer:
     """One aiohttp application on the pod's HTTP port."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, reuse_port: bool = False, name: str = "HTTP") -> None:
+        """reuse_port: the port is shared with the pod's sibling worker processes (SO_REUSEPORT); name: the port's, in errors."""
         self._host = host
         self._port = port
+        self._reuse_port = reuse_port
+        self._name = name
         self.app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         self.app.router.add_get("/healthz", _healthy)
         self._runner: web.AppRunner | None = None
@@ -45,13 +48,13 @@ class HttpServer:
         """
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
+        site = web.TCPSite(self._runner, self._host, self._port, reuse_port=self._reuse_port or None)
         try:
             await site.start()
         except OSError as exc:
             await self._runner.cleanup()
             if exc.errno == errno.EADDRINUSE:
-                raise PortInUse(exc.errno, f"HTTP port {self._host}:{self._port} is already in use") from None
+                raise PortInUse(exc.errno, f"{self._name} port {self._host}:{self._port} is already in use") from None
             raise
         server = site._server  # aiohttp exposes the bound sockets only here
         assert server is not None and server.sockets

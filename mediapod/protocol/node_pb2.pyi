@@ -48,7 +48,7 @@ class NodeStats(_message.Message):
     def __init__(self, started_at: _Optional[int] = ..., updated_at: _Optional[int] = ..., num_rooms: _Optional[int] = ..., num_clients: _Optional[int] = ..., num_tracks_in: _Optional[int] = ..., num_tracks_out: _Optional[int] = ..., bytes_in_per_sec: _Optional[float] = ..., bytes_out_per_sec: _Optional[float] = ..., packets_in_per_sec: _Optional[float] = ..., packets_out_per_sec: _Optional[float] = ..., cpu_load: _Optional[float] = ..., sys_load: _Optional[float] = ..., num_cpus: _Optional[int] = ...) -> None: ...
 
 class Node(_message.Message):
-    __slots__ = ("id", "ip", "grpc_port", "udp_port", "region", "state", "stats")
+    __slots__ = ("id", "ip", "grpc_port", "udp_port", "region", "state", "stats", "pod", "worker")
     ID_FIELD_NUMBER: _ClassVar[int]
     IP_FIELD_NUMBER: _ClassVar[int]
     GRPC_PORT_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,8 @@ class Node(_message.Message):
     REGION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
+    POD_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
     id: str
     ip: str
     grpc_port: int
@@ -63,4 +65,6 @@ class Node(_message.Message):
     region: str
     state: NodeState
     stats: NodeStats
-    def __init__(self, id: _Optional[str] = ..., ip: _Optional[str] = ..., grpc_port: _Optional[int] = ..., udp_port: _Optional[int] = ..., region: _Optional[str] = ..., state: _Optional[_Union[NodeState, str]] = ..., stats: _Optional[_Union[NodeStats, _Mapping]] = ...) -> None: ...
+    pod: str
+    worker: int
+    def __init__(self, id: _Optional[str] = ..., ip: _Optional[str] = ..., grpc_port: _Optional[int] = ..., udp_port: _Optional[int] = ..., region: _Optional[str] = ..., state: _Optional[_Union[NodeState, str]] = ..., stats: _Optional[_Union[NodeStats, _Mapping]] = ..., pod: _Optional[str] = ..., worker: _Optional[int] = ...) -> None: ...

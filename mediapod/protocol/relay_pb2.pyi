@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RelayMessage(_message.Message):
-    __slots__ = ("from_node", "session_id", "start", "request", "response", "end", "call", "reply", "agent_offer", "agent_answer", "agent_end")
+    __slots__ = ("from_node", "session_id", "start", "request", "response", "end", "call", "reply", "agent_offer", "agent_answer", "agent_end", "node_gone")
     FROM_NODE_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,7 @@ class RelayMessage(_message.Message):
     AGENT_OFFER_FIELD_NUMBER: _ClassVar[int]
     AGENT_ANSWER_FIELD_NUMBER: _ClassVar[int]
     AGENT_END_FIELD_NUMBER: _ClassVar[int]
+    NODE_GONE_FIELD_NUMBER: _ClassVar[int]
     from_node: str
     session_id: str
     start: SessionStart
@@ -32,7 +33,14 @@ class RelayMessage(_message.Message):
     agent_offer: bytes
     agent_answer: bytes
     agent_end: bytes
-    def __init__(self, from_node: _Optional[str] = ..., session_id: _Optional[str] = ..., start: _Optional[_Union[SessionStart, _Mapping]] = ..., request: _Optional[_Union[_signal_pb2.SignalRequest, _Mapping]] = ..., response: _Optional[_Union[_signal_pb2.SignalResponse, _Mapping]] = ..., end: _Optional[_Union[SessionEnd, _Mapping]] = ..., call: _Optional[_Union[RoomCall, _Mapping]] = ..., reply: _Optional[_Union[RoomReply, _Mapping]] = ..., agent_offer: _Optional[bytes] = ..., agent_answer: _Optional[bytes] = ..., agent_end: _Optional[bytes] = ...) -> None: ...
+    node_gone: NodeGone
+    def __init__(self, from_node: _Optional[str] = ..., session_id: _Optional[str] = ..., start: _Optional[_Union[SessionStart, _Mapping]] = ..., request: _Optional[_Union[_signal_pb2.SignalRequest, _Mapping]] = ..., response: _Optional[_Union[_signal_pb2.SignalResponse, _Mapping]] = ..., end: _Optional[_Union[SessionEnd, _Mapping]] = ..., call: _Optional[_Union[RoomCall, _Mapping]] = ..., reply: _Optional[_Union[RoomReply, _Mapping]] = ..., agent_offer: _Optional[bytes] = ..., agent_answer: _Optional[bytes] = ..., agent_end: _Optional[bytes] = ..., node_gone: _Optional[_Union[NodeGone, _Mapping]] = ...) -> None: ...
+
+class NodeGone(_message.Message):
+    __slots__ = ("node",)
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    def __init__(self, node: _Optional[str] = ...) -> None: ...
 
 class SessionStart(_message.Message):
     __slots__ = ("join", "room")

@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 from mediapod.config import MediaConfig
 from mediapod.protocol import node_pb2, relay_pb2
 from mediapod.routing.node_stats import StatsSampler
-from mediapod.routing.registry import Registry, channel
+from mediapod.routing.registry import Registry, channel, connect
 from mediapod.routing.selector import Limits, is_alive, select_node
 from mediapod.rtc.errors import ErrorCode, RequestError
 from mediapod.rtc.node import MediaNode
@@ -44,20 +44,8 @@ class RedisRouter:
     def __init__(self, config: MediaConfig, node: MediaNode, redis: Redis | None = None) -> None:
         self._config = config
         self._media = node
-        host, _, port = config.redis.address.rpartition(":")
         self._address = config.redis.address
-        self._redis = redis or Redis(
-            host=host,
-            port=int(port),
-            db=config.redis.db,
-            username=config.redis.username or None,
-            password=config.redis.password or None,
-            socket_timeout=config.redis.timeout,
-            socket_connect_timeout=config.redis.timeout,
-            # Without it a pub/sub connection that Redis dropped stays silent
-            # forever; with it the client pings, reconnects and resubscribes.
-            health_check_interval=max(config.routing.heartbeat_interval, 0.5),
-        )
+        self._redis = redis or connect(config.redis, health_check_interval=max(config.routing.heartbeat_interval, 0.5))
         self._registry = Registry(self._redis)
         self._timeout = config.redis.timeout
         self._routing = config.routing
@@ -291,6 +279,8 @@ class RedisRouter:
             region=self._config.region,
             state=self.state,
             stats=self._sampler.sample(),
+            pod=self._config.worker.pod or self.node_id,
+            worker=self._config.worker.index,
         )
 
     async def _heartbeat_loop(self) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from google.protobuf.message import DecodeError
 from redis.asyncio import Redis
 
+from mediapod.config import RedisConfig
 from mediapod.protocol import node_pb2
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,40 @@ if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
 end
 return 0
 """
+
+# A node died without unregistering (its pod's supervisor saw it): drop its
+# entry and every room still mapped to it, atomically; return those rooms.
+_FORGET_NODE = """
+redis.call('HDEL', KEYS[1], ARGV[1])
+local rooms = {}
+local mapping = redis.call('HGETALL', KEYS[2])
+for i = 1, #mapping, 2 do
+  if mapping[i + 1] == ARGV[1] then
+    redis.call('HDEL', KEYS[2], mapping[i])
+    table.insert(rooms, mapping[i])
+  end
+end
+return rooms
+"""
+
+
+def connect(config: RedisConfig, health_check_interval: float = 0.0) -> Redis:
+    """A client of the configured Redis whose every call times out after ``config.timeout``.
+
+    health_check_interval: with it a pub/sub connection that Redis dropped is
+    pinged, reconnected and resubscribed instead of staying silent forever.
+    """
+    host, _, port = config.address.rpartition(":")
+    return Redis(
+        host=host,
+        port=int(port),
+        db=config.db,
+        username=config.username or None,
+        password=config.password or None,
+        socket_timeout=config.timeout,
+        socket_connect_timeout=config.timeout,
+        health_check_interval=health_check_interval,
+    )
 
 
 def channel(node_id: str) -> str:
@@ -79,6 +114,7 @@ class Registry:
         self._redis = redis
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(_RELEASE)
+        self._forget_node = redis.register_script(_FORGET_NODE)
 
     # -- nodes -----------------------------------------------------------------
 
@@ -88,6 +124,11 @@ class Registry:
 
     async def remove_node(self, node_id: str) -> None:
         await self._redis.hdel(NODES, node_id)
+
+    async def forget_node(self, node_id: str) -> list[str]:
+        """Remove a dead node's entry and its rooms' mappings; returns the rooms it hosted."""
+        rooms = await self._forget_node(keys=[NODES, ROOM_NODE_MAP], args=[node_id])
+        return sorted(_text(room) or "" for room in rooms)
 
     async def nodes(self) -> dict[str, node_pb2.Node]:
         raw = await self._redis.hgetall(NODES)

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from mediapod import auth
@@ -313,6 +313,8 @@ class SignalRelay:
             future = self._calls.get(sid)
             if future is not None and not future.done():
                 future.set_result(message.reply)
+        elif kind == "node_gone":
+            self.node_gone(message.node_gone.node)
 
     def _refuse(self, node_id: str, session_id: str, reason: str) -> None:
         """Tell a node that a session it still runs has no other half here, so it ends its own."""
@@ -504,17 +506,24 @@ class SignalRelay:
 
     # -- peers that vanish -------------------------------------------------------------------
 
+    def node_gone(self, node_id: str) -> None:
+        """End every session relayed to or from node_id now: its pod's supervisor saw it die."""
+        self._end_sessions_with(lambda peer: peer == node_id)
+
     async def _watch_peers(self) -> None:
         """End sessions whose other node stopped heartbeating (crashed, partitioned)."""
         while True:
             await asyncio.sleep(self._check_interval)
-            for session in list(self._edge.values()):
-                if self._router.is_gone(session.host, patience=SESSION_PATIENCE):
-                    log.warning("node %s hosting a relayed session is gone; ending the session", session.host)
-                    message = f"node {session.host!r} hosting the room is gone"
-                    end = relay_pb2.SessionEnd(code=status_number(ErrorCode.UNAVAILABLE), message=message)
-                    session.deliver(relay_pb2.RelayMessage(end=end))
-            for hosted in list(self._hosted.values()):
-                if self._router.is_gone(hosted.edge, patience=SESSION_PATIENCE):
-                    log.warning("node %s relaying a participant is gone; ending its session", hosted.edge)
-                    hosted.client.end(relay_pb2.SessionEnd())
+            self._end_sessions_with(lambda peer: self._router.is_gone(peer, patience=SESSION_PATIENCE))
+
+    def _end_sessions_with(self, gone: Callable[[str], bool]) -> None:
+        for session in list(self._edge.values()):
+            if gone(session.host):
+                log.warning("node %s hosting a relayed session is gone; ending the session", session.host)
+                message = f"node {session.host!r} hosting the room is gone"
+                end = relay_pb2.SessionEnd(code=status_number(ErrorCode.UNAVAILABLE), message=message)
+                session.deliver(relay_pb2.RelayMessage(end=end))
+        for hosted in list(self._hosted.values()):
+            if gone(hosted.edge):
+                log.warning("node %s relaying a participant is gone; ending its session", hosted.edge)
+                hosted.client.end(relay_pb2.SessionEnd())
