@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pylibsrtp
@@ -43,12 +44,17 @@ class SrtpSession:
     policies use the ANY_INBOUND / ANY_OUTBOUND wildcards.
     """
 
-    __slots__ = ("profile", "_rx", "_tx")
+    __slots__ = ("profile", "protect_rtcp", "protect_rtp", "unprotect_rtcp", "unprotect_rtp")
 
     def __init__(self, profile: SrtpProfile, local_key: bytes, remote_key: bytes) -> None:
         self.profile = profile
-        self._rx = Session(self._policy(remote_key, Policy.SSRC_ANY_INBOUND))
-        self._tx = Session(self._policy(local_key, Policy.SSRC_ANY_OUTBOUND))
+        rx = Session(self._policy(remote_key, Policy.SSRC_ANY_INBOUND))
+        tx = Session(self._policy(local_key, Policy.SSRC_ANY_OUTBOUND))
+        # libsrtp's own methods, bound once: protect_rtp runs for every packet to every subscriber.
+        self.unprotect_rtp: Callable[[bytes], bytes] = rx.unprotect
+        self.unprotect_rtcp: Callable[[bytes], bytes] = rx.unprotect_rtcp
+        self.protect_rtp: Callable[[bytes], bytes] = tx.protect
+        self.protect_rtcp: Callable[[bytes], bytes] = tx.protect_rtcp
 
     def _policy(self, key: bytes, ssrc_type: int) -> Policy:
         policy = Policy(key=key, ssrc_type=ssrc_type, srtp_profile=self.profile.libsrtp_profile)
@@ -64,15 +70,3 @@ class SrtpSession:
         client = material[0:k] + material[2 * k : 2 * k + s]
         server = material[k : 2 * k] + material[2 * k + s : 2 * k + 2 * s]
         return cls(profile, server, client) if is_server else cls(profile, client, server)
-
-    def unprotect_rtp(self, data: bytes) -> bytes:
-        return self._rx.unprotect(data)
-
-    def unprotect_rtcp(self, data: bytes) -> bytes:
-        return self._rx.unprotect_rtcp(data)
-
-    def protect_rtp(self, data: bytes) -> bytes:
-        return self._tx.protect(data)
-
-    def protect_rtcp(self, data: bytes) -> bytes:
-        return self._tx.protect_rtcp(data)

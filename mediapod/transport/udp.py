@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from typing import Protocol
 
 from aioice import stun
@@ -36,13 +37,25 @@ class MuxEndpoint(Protocol):
 
 
 class UdpMux(asyncio.DatagramProtocol):
-    """The media pod's UDP port: routes datagrams to the endpoints of PeerConnections."""
+    """The media pod's UDP port: routes datagrams to the endpoints of PeerConnections.
 
-    def __init__(self, counters: MediaCounters) -> None:
+    Sends go straight to the socket (``sock``, non-blocking), not through
+    the asyncio transport's ``sendto``: every forwarded packet is one send,
+    and the transport's checks cost a Python frame each. Only when the
+    socket's buffer is full does a datagram go to the transport, which
+    queues it until the socket is writable; later sends follow it there
+    until that queue has drained, so datagrams leave in the order sent.
+    """
+
+    def __init__(self, counters: MediaCounters, sock: socket.socket | None = None) -> None:
+        """sock: the bound socket the transport was made from; without it every send goes through the transport."""
         self.counters = counters
         self._by_ufrag: dict[str, MuxEndpoint] = {}
         self._by_addr: dict[Address, MuxEndpoint] = {}
         self._transport: asyncio.DatagramTransport | None = None
+        self._sock = sock
+        self._send_direct: Callable[[bytes, Address], int] | None = None
+        self._queued = False  # the transport holds datagrams the socket would not take yet
         self.local_address: Address | None = None
 
     @classmethod
@@ -52,14 +65,17 @@ class UdpMux(asyncio.DatagramProtocol):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
         sock.bind((host, port))
-        _, mux = await loop.create_datagram_endpoint(lambda: cls(counters), sock=sock)
+        _, mux = await loop.create_datagram_endpoint(lambda: cls(counters, sock), sock=sock)
         return mux
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
         self.local_address = transport.get_extra_info("sockname")[:2]
+        if self._sock is not None:
+            self._send_direct = self._sock.sendto
 
     def close(self) -> None:
+        self._send_direct = None
         if self._transport is not None:
             self._transport.close()
 
@@ -72,8 +88,21 @@ class UdpMux(asyncio.DatagramProtocol):
             del self._by_addr[addr]
 
     def sendto(self, data: bytes, addr: Address) -> None:
-        if self._transport is not None:
-            self._transport.sendto(data, addr)
+        send = self._send_direct
+        if send is not None and not self._queued:
+            try:
+                send(data, addr)
+                return
+            except (BlockingIOError, InterruptedError):
+                self._queued = True  # the transport queues this one and keeps the order from here
+            except OSError as exc:
+                self.error_received(exc)  # as the transport would: ICMP errors surface on the next send
+                return
+        transport = self._transport
+        if transport is not None:
+            transport.sendto(data, addr)
+            if self._queued and not transport.get_write_buffer_size():
+                self._queued = False
 
     def datagram_received(self, data: bytes, addr: Address) -> None:  # type: ignore[override]
         if not data:

@@ -289,3 +289,36 @@ async def test_drop_reasons_all_start_at_zero() -> None:
 
     assert set(counters.drops) == set(DROP_REASONS)
     assert all(count == 0 for count in counters.drops.values())
+
+
+class CongestedSocket(socket.socket):
+    """A UDP socket whose buffer is full for the sends numbered in ``full_at`` (the kernel's EAGAIN)."""
+
+    def __init__(self, full_at: set[int]) -> None:
+        super().__init__(socket.AF_INET, socket.SOCK_DGRAM)
+        self.full_at = full_at
+        self.sends = 0
+
+    def sendto(self, data, address):  # type: ignore[no-untyped-def, override]
+        self.sends += 1
+        if self.sends in self.full_at:
+            raise BlockingIOError
+        return super().sendto(data, address)
+
+
+async def test_sends_keep_their_order_when_the_socket_buffer_is_full(client: UdpClient) -> None:
+    """Packets go straight to the socket; one the socket refuses is queued by asyncio's transport, and the ones
+    after it wait behind it there instead of overtaking it."""
+    sock = CongestedSocket(full_at={4, 5})
+    sock.setblocking(False)
+    sock.bind(("127.0.0.1", 0))
+    loop = asyncio.get_running_loop()
+    _, mux = await loop.create_datagram_endpoint(lambda: UdpMux(MediaCounters(), sock), sock=sock)
+    try:
+        for n in range(20):
+            mux.sendto(n.to_bytes(2, "big"), client.address)
+        received = [int.from_bytes(await client.receive(), "big") for _ in range(20)]
+    finally:
+        mux.close()
+    assert received == list(range(20))
+    assert sock.sends > 20, "the refused packets were sent again once the socket took them"
