@@ -28,10 +28,13 @@ def _read_cpu_times() -> tuple[float, float] | None:
 class StatsSampler:
     """Turns the node's gauges and counters into NodeStats, with rates since the last sample."""
 
-    def __init__(self, gauges: Callable[[], RoomGauges], counters: MediaCounters) -> None:
+    def __init__(self, gauges: Callable[[], RoomGauges], counters: MediaCounters, workers: int = 1) -> None:
+        """workers: the worker processes of this node's pod; each registers its share of the cores."""
         self._gauges = gauges
         self._counters = counters
         self._cpus = os.cpu_count() or 1
+        # A pod's workers sum to its cores, so the selector and the operator see the pod's capacity once.
+        self._cpu_share = max(1, self._cpus // max(1, workers))
         self.started_at = int(time.time() * 1000)
         self._last_time = time.monotonic()
         self._last_counts = self._counts()
@@ -72,5 +75,5 @@ class StatsSampler:
             packets_out_per_sec=rates[3],
             cpu_load=self._cpu_load(),
             sys_load=sys_load,
-            num_cpus=self._cpus,
+            num_cpus=self._cpu_share,
         )

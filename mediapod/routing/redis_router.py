@@ -50,7 +50,7 @@ class RedisRouter:
         self._timeout = config.redis.timeout
         self._routing = config.routing
         self._limits = Limits.from_config(config.routing)
-        self._sampler = StatsSampler(node.gauges, node.context.counters)
+        self._sampler = StatsSampler(node.gauges, node.context.counters, config.workers)
         self.state = node_pb2.STARTING
         self.grpc_port = 0
         self._on_message: Callable[[relay_pb2.RelayMessage], None] | None = None

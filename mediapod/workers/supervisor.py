@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 # A worker imports everything and registers in Redis before it serves.
 START_TIMEOUT = 60.0
+# A worker that closed its report pipe without serving is exiting; this long to see its exit code.
+EXIT_PATIENCE = 5.0
 
 # The function a worker process runs: serve the config, send Serving on the connection once up.
 WorkerMain = Callable[[MediaConfig, Connection], None]
@@ -123,7 +125,7 @@ class Supervisor:
             )
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self._forward, sig)
+                loop.add_signal_handler(sig, self.pass_on, sig)
             await asyncio.gather(*(self._keep(worker) for worker in self._workers))
             log.info("pod %s: every worker has exited", self._pod.node_id)
         finally:
@@ -139,7 +141,16 @@ class Supervisor:
             await asyncio.gather(*(self._exited(worker) for worker in self._workers))
             raise failures[0]
 
-    def _forward(self, sig: signal.Signals) -> None:
+    def processes(self) -> dict[str, int]:
+        """Worker node id -> pid, for each worker serving now."""
+        return {
+            worker.node_id: worker.process.pid
+            for worker in self._workers
+            if worker.serving is not None and worker.process is not None and worker.process.pid is not None
+            and worker.process.exitcode is None
+        }
+
+    def pass_on(self, sig: signal.Signals) -> None:
         """Pass a signal to every worker: SIGTERM drains each (a second one stops it), SIGINT stops it."""
         log.info("pod %s: %s, passed to %d worker(s)", self._pod.node_id, sig.name, len(self._workers))
         self._stopping.set()
@@ -172,7 +183,11 @@ class Supervisor:
             async with asyncio.timeout(START_TIMEOUT):
                 await _readable(receive.fileno())
             worker.serving = receive.recv()
-        except (EOFError, OSError, TimeoutError):
+        except (EOFError, OSError, TimeoutError) as exc:
+            if not isinstance(exc, TimeoutError):  # it closed the pipe: let it finish exiting, to report its code
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(EXIT_PATIENCE):
+                        await self._exited(worker)
             self._signal(worker, signal.SIGKILL)
             await self._exited(worker)
             raise WorkerFailed(
@@ -187,6 +202,7 @@ class Supervisor:
         """Restart the worker each time it dies, until the pod stops."""
         while True:
             await self._exited(worker)
+            worker.serving = None
             self._metrics.targets.pop(worker.node_id, None)
             if self._stopping.is_set():
                 return

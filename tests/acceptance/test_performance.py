@@ -9,16 +9,34 @@ committed JSON of one full run.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+from redis.asyncio import Redis
+
+from mediapod import client
+from mediapod.protocol import node_pb2
+from mediapod.routing.pods import pods
+from tests.support.mediapod_process import MediaPodProcess
+from tests.support.peers import count_frames, eventually
+from tests.support.redis_server import RedisServer
+from tests.support.worker_pod import (
+    create_room,
+    list_rooms,
+    registered_nodes,
+    room_host,
+    worker_pids,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MEDIASOUP_WORKER = (
@@ -127,3 +145,106 @@ def test_item_3_optimised_hot_path_forwards_byte_identical_packets_to_the_previo
     assert all(any(f" pt={replay.AUDIO_PT} " in line for line in reference if line.startswith(f"{index} ")) for index in range(len(sent)))
     assert any(f" pt={replay.RTX_PT} " in line for line in reference)
     assert len({len(packets) for packets in sent}) == len(sent), "subscribers with different wishes got different streams"
+
+
+WORKER_HEARTBEAT = 0.5
+WORKER_STALE = 5.0  # the dead worker's participants must hear of it well before its heartbeat goes stale
+
+
+async def _room_with_media(pod: MediaPodProcess, room: str) -> tuple[client.Session, client.Session]:
+    """A publisher and a subscriber joined through the pod's shared gRPC port; the subscriber decodes both tracks."""
+    publisher = await client.connect(pod.grpc_target, pod.token(room, "publisher"))
+    await publisher.publish(AudioStreamTrack())
+    await publisher.publish(VideoStreamTrack())
+    subscriber = await client.connect(pod.grpc_target, pod.token(room, "subscriber"))
+    await subscriber.wait_for_tracks(2, timeout=10)
+    return publisher, subscriber
+
+
+async def _decodes(session: client.Session) -> bool:
+    counts = await count_frames(list(session.remote_tracks.values()), {"video": 20, "audio": 40}, timeout=10)
+    return counts.get("video", 0) >= 20 and counts.get("audio", 0) >= 40
+
+
+async def test_item_2_rooms_spread_over_two_workers_and_a_dead_worker_is_restarted_with_its_rooms_reported_gone(
+    redis_server: RedisServer, redis: Redis, tmp_path: Path
+) -> None:
+    """`--workers 2`: each worker is a node of the routing table (its pod named, its own UDP port); with one room
+    per worker allowed, two rooms land on both; media flows in each, the UDP port it reaches being its worker's;
+    the merged /metrics counts both; the pod's registered capacity is both workers' cores. A worker killed with
+    SIGKILL: its room's participants are told at once (long before its heartbeat would go stale), ListRooms and
+    Redis drop its room, the other room keeps serving media, and the supervisor restarts the worker under its id."""
+    env = {
+        "SWITCHBOARD_REDIS__ADDRESS": redis_server.address,
+        "SWITCHBOARD_ROUTING__HEARTBEAT_INTERVAL": str(WORKER_HEARTBEAT),
+        "SWITCHBOARD_ROUTING__STALE_TIMEOUT": str(WORKER_STALE),
+        "SWITCHBOARD_ROUTING__SORT_BY": "rooms",
+        "SWITCHBOARD_ROUTING__MAX_ROOMS": "1",
+        "SWITCHBOARD_ROOM__DEPARTURE_TIMEOUT": "1",
+    }
+    pod = MediaPodProcess(node_id="pod-a", env=env, args=["--workers", "2"]).start(str(tmp_path))
+    sessions: list[client.Session] = []
+    try:
+        workers = ["pod-a-w0", "pod-a-w1"]
+
+        async def both_serving() -> bool:
+            nodes = await registered_nodes(redis)
+            return all(w in nodes and nodes[w].state == node_pb2.SERVING for w in workers)
+
+        await eventually(both_serving, timeout=10)
+        nodes = await registered_nodes(redis)
+        assert [(nodes[w].pod, nodes[w].worker) for w in workers] == [("pod-a", 0), ("pod-a", 1)]
+        assert nodes["pod-a-w0"].udp_port != nodes["pod-a-w1"].udp_port
+        capacity = pods(nodes.values())["pod-a"]
+        assert capacity.workers == tuple(workers)
+        assert capacity.cpus == 2 * max(1, (os.cpu_count() or 1) // 2)
+
+        # One room, then (once the table shows it) a second: the only worker with room left takes it.
+        first = await create_room(pod, "room-1")
+        await eventually(lambda: _rooms_registered(redis, first, 1), timeout=5)
+        second = await create_room(pod, "room-2")
+        assert {first, second} == set(workers)
+
+        for room, host in (("room-1", first), ("room-2", second)):
+            publisher, subscriber = await _room_with_media(pod, room)
+            sessions += [publisher, subscriber]
+            assert publisher.join.node_id == host and subscriber.join.node_id == host
+            assert await _decodes(subscriber), room
+            # ICE goes to the hosting worker's own UDP port.
+            assert host_candidate_ports(subscriber.subscriber_pc.remoteDescription.sdp) == {nodes[host].udp_port}
+        assert pod.metric("switchboard_rooms") == 2
+        assert pod.metric("switchboard_rooms", switchboard_node=first) == 1
+        assert pod.metric("switchboard_rooms", switchboard_node=second) == 1
+        capacity = pods((await registered_nodes(redis)).values())["pod-a"]
+        assert capacity.rooms == 2 and capacity.clients == 4
+
+        old_pid = worker_pids(pod)[second]
+        os.kill(old_pid, signal.SIGKILL)
+        told = await eventually(lambda: sessions[2].closed.is_set() and sessions[3].closed.is_set(), timeout=WORKER_STALE)
+        assert told < WORKER_STALE / 2, told
+        assert await room_host(redis, "room-2") is None
+        assert await list_rooms(pod) == {"room-1": first}
+        # Room 1 lives on: its worker still hosts it (a participant whose signaling stream the kernel had handed
+        # to the dead worker lost that stream, as with a dead pod), and newcomers get media there.
+        publisher, subscriber = await _room_with_media(pod, "room-1")
+        sessions += [publisher, subscriber]
+        assert subscriber.join.node_id == first and await _decodes(subscriber)
+
+        async def restarted() -> bool:
+            node = (await registered_nodes(redis)).get(second)
+            return node is not None and node.state == node_pb2.SERVING and worker_pids(pod)[second] != old_pid
+
+        await eventually(restarted, timeout=20)
+        assert f"worker {second} (pid {old_pid}) died" in pod.log_text()
+    finally:
+        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+        pod.stop()
+
+
+async def _rooms_registered(redis: Redis, node_id: str, rooms: int) -> bool:
+    node = (await registered_nodes(redis)).get(node_id)
+    return node is not None and node.stats.num_rooms == rooms
+
+
+def host_candidate_ports(sdp: str) -> set[int]:
+    return {int(line.split()[5]) for line in sdp.splitlines() if line.startswith("a=candidate:") and "typ host" in line}

@@ -99,3 +99,27 @@ def test_webhook_settings_that_could_never_work_are_refused() -> None:
         load_config(["--dev"], env={"SWITCHBOARD_WEBHOOK__API_KEY": "nokey"})
     with pytest.raises(ConfigError, match="positive"):
         load_config(["--dev"], env={"SWITCHBOARD_WEBHOOK__QUEUE_SIZE": "0"})
+
+
+KEYS = {"SWITCHBOARD_KEYS": "prodkey: a-long-enough-secret-for-hs256-000000"}
+
+
+def test_workers_default_to_one_per_core_in_a_cluster_and_one_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("mediapod.config.os.cpu_count", lambda: 4)
+    assert load_config(["--redis-address", "127.0.0.1:6379"], env=KEYS).workers == 4
+    assert load_config([], env=KEYS).workers == 1
+    assert load_config(["--dev", "--redis-address", "127.0.0.1:6379"], env={}).workers == 1
+    assert load_config(["--dev", "--redis-address", "127.0.0.1:6379", "--workers", "3"], env={}).workers == 3
+    assert load_config([], env={**KEYS, "SWITCHBOARD_REDIS__ADDRESS": "r:1", "SWITCHBOARD_WORKERS": "2"}).workers == 2
+
+
+def test_more_than_one_worker_without_redis_is_refused_with_the_reason() -> None:
+    with pytest.raises(ConfigError, match="workers = 2 needs redis.address"):
+        load_config(["--dev", "--workers", "2"], env={})
+    with pytest.raises(ConfigError, match="workers must be 0"):
+        load_config(["--dev", "--workers", "-1"], env={})
+
+
+def test_workers_udp_ports_must_fit_below_65536() -> None:
+    with pytest.raises(ConfigError, match="UDP ports up to 65536"):
+        load_config(["--dev", "--redis-address", "r:1", "--workers", "2", "--udp-port", "65535"], env={})

@@ -11,8 +11,6 @@ from mediapod.routing import registry
 from mediapod.routing.registry import Registry
 
 
-
-
 def test_keys_are_the_ones_livekit_and_the_operator_use() -> None:
     assert registry.NODES == "nodes"
     assert registry.ROOM_NODE_MAP == "room_node_map"
@@ -99,3 +97,14 @@ async def test_listeners_counts_subscriptions_to_a_nodes_channel(redis: Redis) -
     await pubsub.subscribe(registry.channel("b"))
     assert await table.listeners("b") == 1
     await pubsub.aclose()
+
+
+async def test_forgetting_a_dead_node_removes_its_entry_and_only_its_rooms(redis: Redis) -> None:
+    table = Registry(redis)
+    await table.put_node(node_pb2.Node(id="dead"))
+    await table.put_node(node_pb2.Node(id="alive"))
+    for room, node in (("r1", "dead"), ("r2", "alive"), ("r3", "dead")):
+        await table.claim_room(room, node)
+    assert await table.forget_node("dead") == ["r1", "r3"]
+    assert list(await table.nodes()) == ["alive"]
+    assert await table.room_nodes() == {"r2": "alive"}

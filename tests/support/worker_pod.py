@@ -1,0 +1,47 @@
+"""A `switchboard-media --workers N` process on one Redis, and what tests read of its workers."""
+
+from __future__ import annotations
+
+import re
+
+import grpc
+from redis.asyncio import Redis
+
+from mediapod.protocol import node_pb2, room_service_pb2, room_service_pb2_grpc
+from mediapod.routing import registry
+from tests.support.mediapod_process import MediaPodProcess
+
+
+def worker_pids(pod: MediaPodProcess) -> dict[str, int]:
+    """Worker node id -> pid of its latest process, from the supervisor's log."""
+    return {node: int(pid) for node, pid in re.findall(r"worker (\S+) started \(pid (\d+)\)", pod.log_text())}
+
+
+async def registered_nodes(redis: Redis) -> dict[str, node_pb2.Node]:
+    raw = await redis.hgetall(registry.NODES)
+    return {k.decode(): node_pb2.Node.FromString(v) for k, v in raw.items()}
+
+
+async def room_host(redis: Redis, room: str) -> str | None:
+    value = await redis.hget(registry.ROOM_NODE_MAP, room)
+    return value.decode() if value is not None else None
+
+
+def _admin(pod: MediaPodProcess) -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {pod.admin_token()}"),)
+
+
+async def create_room(pod: MediaPodProcess, name: str) -> str:
+    """CreateRoom through the pod's shared gRPC port; the id of the worker chosen to host it."""
+    async with grpc.aio.insecure_channel(pod.grpc_target) as channel:
+        rooms = room_service_pb2_grpc.RoomServiceStub(channel)
+        room = await rooms.CreateRoom(room_service_pb2.CreateRoomRequest(name=name), metadata=_admin(pod))
+    return room.node_id
+
+
+async def list_rooms(pod: MediaPodProcess) -> dict[str, str]:
+    """ListRooms through the pod: room name -> hosting worker."""
+    async with grpc.aio.insecure_channel(pod.grpc_target) as channel:
+        rooms = room_service_pb2_grpc.RoomServiceStub(channel)
+        listing = await rooms.ListRooms(room_service_pb2.ListRoomsRequest(), metadata=_admin(pod))
+    return {room.name: room.node_id for room in listing.rooms}
