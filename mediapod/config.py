@@ -238,7 +238,7 @@ class MediaConfig:
         if self.workers < 0:
             raise ConfigError(f"workers must be 0 (one per core) or more, not {self.workers}")
         if self.workers == 0:
-            self.workers = (os.cpu_count() or 1) if self.redis.address else 1
+            self.workers = usable_cores() if self.redis.address else 1
         if self.workers > 1 and not self.redis.address:
             raise ConfigError(
                 f"workers = {self.workers} needs redis.address: workers share rooms through the Redis routing table "
@@ -248,6 +248,14 @@ class MediaConfig:
         last_advertised = self.rtc.advertised_port + self.workers - 1 if self.rtc.advertised_port else 0
         if max(last_udp, last_advertised) > 65535:
             raise ConfigError(f"{self.workers} workers need UDP ports up to {max(last_udp, last_advertised)}, past 65535")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a cpuset narrows), not merely the host's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def detect_ip() -> str:

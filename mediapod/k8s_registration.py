@@ -1,7 +1,7 @@
 """The pod's own SFUNode custom resource: created at start, refreshed, and obeyed when it says draining.
 
 Only with ``kubernetes.kubeconfig`` set (cluster.py starts it). The pod owns
-the SFUNode's spec (address, region, capacity); ``spec.draining`` belongs to
+the SFUNode's spec (address, region, capacity, pod); ``spec.draining`` belongs to
 an administrator and the status to the operator, so the pod never writes
 either. When ``spec.draining`` turns true the pod stops taking new rooms
 (DRAINING in Redis) and keeps its rooms; when it turns false again it serves
@@ -73,6 +73,8 @@ class SFUNodeRegistration:
             "address": self._router.describe().ip,
             "region": self._config.region or None,
             "capacity": {"maxRooms": routing.max_rooms, "maxTracks": routing.max_tracks},
+            # A worker process registers its own SFUNode (named after its Redis node id); this names its pod.
+            "pod": self._config.worker.pod or None,
         }
 
     async def _loop(self) -> None:

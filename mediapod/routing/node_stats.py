@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Callable
 
+from mediapod.config import usable_cores
 from mediapod.metrics import MediaCounters, RoomGauges
 from mediapod.protocol import node_pb2
 
@@ -34,7 +35,7 @@ class StatsSampler:
         self._counters = counters
         self._cpus = os.cpu_count() or 1
         # A pod's workers sum to its cores, so the selector and the operator see the pod's capacity once.
-        self._cpu_share = max(1, self._cpus // max(1, workers))
+        self._cpu_share = max(1, usable_cores() // max(1, workers))
         self.started_at = int(time.time() * 1000)
         self._last_time = time.monotonic()
         self._last_counts = self._counts()

@@ -114,27 +114,28 @@ class Supervisor:
             PortInUse: the metrics port is taken.
         """
         metrics_port = await self._metrics.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.pass_on, sig)
         try:
             await self._start_all()
-            first = self._workers[0].serving
-            assert first is not None
-            print_banner(
-                self._pod,
-                Serving(self._pod.http_port, self._pod.grpc_port, first.udp_port, metrics_port),
-                [w.serving for w in self._workers if w.serving is not None],
-            )
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self.pass_on, sig)
+            serving = [w.serving for w in self._workers if w.serving is not None]
+            if len(serving) == len(self._workers):  # not stopped by a signal while starting
+                first = serving[0]
+                print_banner(
+                    self._pod, Serving(self._pod.http_port, self._pod.grpc_port, first.udp_port, metrics_port), serving,
+                )
             await asyncio.gather(*(self._keep(worker) for worker in self._workers))
             log.info("pod %s: every worker has exited", self._pod.node_id)
         finally:
             await self._metrics.stop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
 
     async def _start_all(self) -> None:
         results = await asyncio.gather(*(self._start(worker) for worker in self._workers), return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
+        if failures and not self._stopping.is_set():  # (a signal meanwhile: the workers are exiting as asked)
             self._stopping.set()
             for worker in self._workers:
                 self._signal(worker, signal.SIGINT)

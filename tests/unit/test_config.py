@@ -105,7 +105,7 @@ KEYS = {"SWITCHBOARD_KEYS": "prodkey: a-long-enough-secret-for-hs256-000000"}
 
 
 def test_workers_default_to_one_per_core_in_a_cluster_and_one_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("mediapod.config.os.cpu_count", lambda: 4)
+    monkeypatch.setattr("mediapod.config.usable_cores", lambda: 4)
     assert load_config(["--redis-address", "127.0.0.1:6379"], env=KEYS).workers == 4
     assert load_config([], env=KEYS).workers == 1
     assert load_config(["--dev", "--redis-address", "127.0.0.1:6379"], env={}).workers == 1

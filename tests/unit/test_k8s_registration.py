@@ -7,6 +7,7 @@ import pytest
 from mediapod.config import ConfigError, load_config
 from mediapod.k8s_registration import SFUNodeRegistration
 from mediapod.protocol import node_pb2
+from mediapod.workers.placement import worker_config
 
 
 class FakeRouter:
@@ -52,8 +53,14 @@ def test_kubeconfig_setting_comes_from_the_environment_and_needs_redis_and_a_dns
 
 def test_spec_the_pod_owns_is_address_region_and_capacity_never_draining() -> None:
     spec = registration(FakeRouter(), SWITCHBOARD_REGION="eu-west", SWITCHBOARD_ROUTING__MAX_ROOMS="50").desired_spec()
-    assert spec == {"address": "10.0.0.7", "region": "eu-west", "capacity": {"maxRooms": 50, "maxTracks": 0}}
+    assert spec == {"address": "10.0.0.7", "region": "eu-west", "capacity": {"maxRooms": 50, "maxTracks": 0}, "pod": None}
     assert registration(FakeRouter()).desired_spec()["region"] is None  # absent, removed by a merge patch
+
+
+def test_a_worker_process_names_its_pod_in_its_own_sfunode() -> None:
+    config = load_config(["--dev", "--node-id", "node-a", "--workers", "2"], env=ENV)
+    worker = SFUNodeRegistration(worker_config(config, 1), FakeRouter(), lambda: False)  # type: ignore[arg-type]
+    assert worker.desired_spec()["pod"] == "node-a"
 
 
 async def test_spec_draining_drains_the_router_once_and_serving_resumes_when_cleared() -> None:

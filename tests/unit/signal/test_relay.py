@@ -188,6 +188,29 @@ async def test_a_host_that_stops_heartbeating_ends_the_edge_session_as_unavailab
     edge.router._bus.gone.clear()  # noqa: SLF001 - back, so the edge's last messages go out at teardown
 
 
+def _node_gone(node_id: str) -> relay_pb2.RelayMessage:
+    return relay_pb2.RelayMessage(from_node="pod", node_gone=relay_pb2.NodeGone(node=node_id))
+
+
+async def test_word_that_the_host_died_ends_the_edge_session_at_once_as_unavailable(nodes: tuple[Node, Node]) -> None:
+    edge, _ = nodes
+    client = Client(edge)
+    await client.joined()
+    edge.relay.handle(_node_gone("elsewhere"))  # another node's death ends nothing here
+    edge.relay.handle(_node_gone("host"))  # its pod's supervisor saw the worker die; the heartbeat is still fresh
+    with pytest.raises(RequestError) as ended:
+        await client.ended(timeout=0.5)
+    assert ended.value.code == ErrorCode.UNAVAILABLE and "'host'" in ended.value.message
+
+
+async def test_word_that_the_edge_died_removes_its_participants_on_the_host(nodes: tuple[Node, Node]) -> None:
+    edge, host = nodes
+    await Client(edge).joined()
+    host.relay.handle(_node_gone("edge"))
+    await until(lambda: not host.media.rooms[ROOM].participants, timeout=0.5)
+    assert host.relay.active_sessions == 0
+
+
 async def test_a_request_for_a_session_the_host_forgot_ends_it_at_the_edge(nodes: tuple[Node, Node]) -> None:
     edge, host = nodes
     client = Client(edge)
