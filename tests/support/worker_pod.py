@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 
 import grpc
+from livekit import api
 from redis.asyncio import Redis
 
+from mediapod.config import DEV_API_KEY, DEV_API_SECRET
 from mediapod.protocol import node_pb2, room_service_pb2, room_service_pb2_grpc
 from mediapod.routing import registry
 from tests.support.mediapod_process import MediaPodProcess
@@ -39,9 +41,10 @@ async def create_room(pod: MediaPodProcess, name: str) -> str:
     return room.node_id
 
 
-async def list_rooms(pod: MediaPodProcess) -> dict[str, str]:
-    """ListRooms through the pod: room name -> hosting worker."""
-    async with grpc.aio.insecure_channel(pod.grpc_target) as channel:
-        rooms = room_service_pb2_grpc.RoomServiceStub(channel)
-        listing = await rooms.ListRooms(room_service_pb2.ListRoomsRequest(), metadata=_admin(pod))
-    return {room.name: room.node_id for room in listing.rooms}
+async def list_rooms(pod: MediaPodProcess) -> set[str]:
+    """Twirp ListRooms through the pod's shared HTTP port, with LiveKit's own server SDK."""
+    lkapi = api.LiveKitAPI(pod.http_url, DEV_API_KEY, DEV_API_SECRET, failover=False)
+    try:
+        return {room.name for room in (await lkapi.room.list_rooms(api.ListRoomsRequest())).rooms}
+    finally:
+        await lkapi.aclose()
