@@ -187,8 +187,9 @@ async def test_item_2_rooms_spread_over_two_workers_and_a_dead_worker_is_restart
     """`--workers 2`: each worker is a node of the routing table (its pod named, its own UDP port); with one room
     per worker allowed, two rooms land on both; media flows in each, the UDP port it reaches being its worker's;
     the merged /metrics counts both; the pod's registered capacity is both workers' cores. A worker killed with
-    SIGKILL: its room's participants are told at once (long before its heartbeat would go stale), ListRooms and
-    Redis drop its room, the other room keeps serving media, and the supervisor restarts the worker under its id."""
+    SIGKILL: its room's participants are told at once (long before its heartbeat would go stale), ListRooms (Twirp)
+    and Redis drop its room, the other room keeps serving media (LiveKit SDK clients decode it), and the supervisor
+    restarts the worker under its id. A second pod on the same ports fails to start."""
     env = {
         "SWITCHBOARD_REDIS__ADDRESS": redis_server.address,
         "SWITCHBOARD_ROUTING__HEARTBEAT_INTERVAL": str(WORKER_HEARTBEAT),
@@ -208,6 +209,10 @@ async def test_item_2_rooms_spread_over_two_workers_and_a_dead_worker_is_restart
             return all(w in nodes and nodes[w].state == node_pb2.SERVING for w in workers)
 
         await eventually(both_serving, timeout=10)
+        # The shared ports are shared by this pod's workers only: a second pod on them fails as one process would.
+        http_port = pod.http_url.rstrip("/").rsplit(":", 1)[1]
+        with pytest.raises(RuntimeError, match=f"HTTP port 127.0.0.1:{http_port} is already in use"):
+            MediaPodProcess(node_id="pod-b", env=env, args=["--workers", "2", "--http-port", http_port]).start(str(tmp_path))
         nodes = await registered_nodes(redis)
         assert [(nodes[w].pod, nodes[w].worker) for w in workers] == [("pod-a", 0), ("pod-a", 1)]
         assert nodes["pod-a-w0"].udp_port != nodes["pod-a-w1"].udp_port
