@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import multiprocessing.forkserver
+import os
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -78,6 +79,11 @@ class Load:
     network: Network
     media: MediaLoop
     plan: Plan
+    # The cores the SFU's processes may use, and the generator's: a core is
+    # "full" against these. Shared (--workers), both are the machine's.
+    sfu_cores: float = 1.0
+    generator_cores: float = 1.0
+    label: str = ""  # how progress lines name the target (default: its name)
     certificate: DtlsCertificate = field(default_factory=DtlsCertificate.generate)
     groups: list[_Group] = field(default_factory=list)
 
@@ -179,6 +185,8 @@ class Load:
             "delivery_min_subscriber": min(each, default=0.0),
             "delivery_max_subscriber": max(each, default=0.0),
             "sfu_cpu_cores": sfu_cpu / wall,
+            "sfu_cores_available": self.sfu_cores,
+            "generator_cores_available": self.generator_cores,
             "sfu_cpu_us_per_packet": 1e6 * sfu_cpu / received if received else None,
             "generator_cpu_cores": (end["generator_cpu"] - start["generator_cpu"]) / wall,
             "sampled_packets": samples.packets,
@@ -217,18 +225,23 @@ def _saturated(row: dict[str, Any]) -> str | None:
     """Why this window shows a saturated SFU (or generator), or None."""
     if row["delivery"] < DELIVERY_FLOOR:
         return "delivery below 99 %"
-    if row["sfu_cpu_cores"] >= CORE_FULL:
-        return "SFU core full"
+    sfu_cores, generator_cores = row["sfu_cores_available"], row["generator_cores_available"]
+    if row["sfu_cpu_cores"] >= CORE_FULL * sfu_cores:
+        return "SFU core full" if sfu_cores == 1 else f"SFU's {sfu_cores:g} cores full"
     if (row["latency_ms"]["p50"] or 0.0) > QUEUEING_MS:
         return f"SFU queueing (p50 latency over {QUEUEING_MS:.0f} ms)"
-    if row["generator_cpu_cores"] >= CORE_FULL:
+    if row["generator_cpu_cores"] >= CORE_FULL * generator_cores:
         return "generator core full (the SFU did not saturate)"
+    if sfu_cores + generator_cores > (os.cpu_count() or 1) and (
+        row["sfu_cpu_cores"] + row["generator_cpu_cores"] >= CORE_FULL * (os.cpu_count() or 1)
+    ):
+        return "machine full (the SFU and the generator share its cores)"
     return None
 
 
 async def _step(load: Load) -> dict[str, Any]:
     row = await load.measure()
-    print(f"  {load.target.name}: {load.rooms} rooms x {load.plan.fanout}: {row['forwarded_packets_per_s']:.0f} pkt/s, "
+    print(f"  {load.label or load.target.name}: {load.rooms} rooms x {load.plan.fanout}: {row['forwarded_packets_per_s']:.0f} pkt/s, "
           f"delivery {100 * row['delivery']:.2f} %, p50 {row['latency_ms']['p50'] or 0:.2f} ms, "
           f"SFU {100 * row['sfu_cpu_cores']:.0f} % of a core, generator {100 * row['generator_cpu_cores']:.0f} %", flush=True)
     return row

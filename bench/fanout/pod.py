@@ -4,6 +4,12 @@ Congestion control is off: the generator's subscribers send no TWCC
 feedback, and without it the estimator would hold video back, which is not
 what is being measured; off, every subscriber gets every packet, as Janus
 and mediasoup (no feedback negotiated) forward them.
+
+With ``workers`` > 1 the pod is a supervisor and that many worker
+processes (mediapod/workers/) on a redis-server of the bench's own; the
+selector places each new room on the worker with the fewest, and the bench
+waits for the routing table to count a room before it opens the next, so
+the rooms alternate between workers (a heartbeat later, not by chance).
 """
 
 from __future__ import annotations
@@ -11,8 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import grpc
+from redis.asyncio import Redis
 
 from bench.fanout.sdp import (
     LocalTransport,
@@ -21,23 +31,33 @@ from bench.fanout.sdp import (
     publisher_offer,
     subscriber_answer,
 )
-from mediapod.protocol import models_pb2, signal_pb2
+from mediapod.protocol import models_pb2, node_pb2, signal_pb2
+from mediapod.routing import registry
 from tests.support.mediapod_process import MediaPodProcess
 from tests.support.raw_signal import RawSignalStream
+from tests.support.redis_server import RedisServer
+from tests.support.worker_pod import registered_nodes
 
 TIMEOUT = 20.0
+# Workers refresh their rooms in the routing table this often; the selector
+# reads the table, so a short one lets the bench place rooms quickly.
+HEARTBEAT = 0.25
 
 
 class PodTarget:
-    """Switchboard's media pod, one process."""
+    """Switchboard's media pod: one process, or (workers > 1) a supervisor and its workers on a Redis of our own."""
 
     name = "switchboard"
 
-    def __init__(self) -> None:
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
         self._pod: MediaPodProcess | None = None
         self._log_dir = tempfile.TemporaryDirectory(prefix="fanout-pod-")
+        self._redis_server: RedisServer | None = None
+        self._redis: Redis | None = None
         self._streams: list[RawSignalStream] = []
         self._readers: list[asyncio.Task[None]] = []
+        self._rooms: set[int] = set()
 
     async def start(self, ip: str) -> None:
         env = {
@@ -45,11 +65,44 @@ class PodTarget:
             "SWITCHBOARD_RTC__ADVERTISED_IP": ip,
             "SWITCHBOARD_RTC__CONGESTION_CONTROL": "false",
         }
-        self._pod = await asyncio.to_thread(MediaPodProcess(node_id="fanout", env=env).start, self._log_dir.name)
+        args: list[str] = []
+        if self.workers > 1:
+            self._redis_server = await asyncio.to_thread(RedisServer(self._log_dir.name).start)
+            self._redis = Redis.from_url(self._redis_server.url)
+            env |= {
+                "SWITCHBOARD_REDIS__ADDRESS": self._redis_server.address,
+                "SWITCHBOARD_ROUTING__HEARTBEAT_INTERVAL": str(HEARTBEAT),
+                "SWITCHBOARD_ROUTING__SORT_BY": "rooms",
+            }
+            args = ["--workers", str(self.workers)]
+        self._pod = await asyncio.to_thread(MediaPodProcess(node_id="fanout", env=env, args=args).start, self._log_dir.name)
+        if self._redis is not None:
+            await self._wait_for_table(lambda nodes: sum(n.state == node_pb2.SERVING for n in nodes) == self.workers,
+                                       f"{self.workers} workers serving")
 
     def pids(self) -> list[int]:
+        """The pod's process and, with workers, its children (the workers; a restarted one under its new pid)."""
         assert self._pod is not None and self._pod.process is not None
-        return [self._pod.process.pid]
+        pid = self._pod.process.pid
+        if self.workers == 1:
+            return [pid]
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [pid, *map(int, children)]
+
+    async def rooms_per_worker(self) -> dict[str, int]:
+        """Worker node id -> rooms the routing table places on it (empty for one process)."""
+        if self._redis is None:
+            return {}
+        hosts = [value.decode() for value in (await self._redis.hgetall(registry.ROOM_NODE_MAP)).values()]
+        return {node: hosts.count(node) for node in sorted(await registered_nodes(self._redis))}
+
+    async def _wait_for_table(self, ready: Callable[[list[node_pb2.Node]], bool], what: str) -> None:
+        assert self._redis is not None
+        deadline = time.monotonic() + TIMEOUT
+        while not ready(list((await registered_nodes(self._redis)).values())):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the routing table did not show {what} within {TIMEOUT:.0f} s")
+            await asyncio.sleep(HEARTBEAT / 5)
 
     async def _join(self, room: int, identity: str) -> RawSignalStream:
         assert self._pod is not None
@@ -67,6 +120,11 @@ class PodTarget:
         await stream.write(signal_pb2.SignalRequest(offer=signal_pb2.SessionDescription(type="offer", sdp=offer)))
         answer = await _read_until(stream, "answer")
         self._readers.append(asyncio.create_task(_answer_offers(stream, local)))
+        if self._redis is not None:
+            # The selector counts rooms from the workers' heartbeats: the next room is placed once this one counts.
+            self._rooms.add(room)
+            opened = len(self._rooms)
+            await self._wait_for_table(lambda nodes: sum(n.stats.num_rooms for n in nodes) >= opened, f"{opened} rooms")
         return parse(answer.answer.sdp)
 
     async def subscribe(self, room: int, local: LocalTransport) -> RemoteDescription:
@@ -89,6 +147,10 @@ class PodTarget:
                 await stream.close()
         if self._pod is not None:
             await asyncio.to_thread(self._pod.stop)
+        if self._redis is not None:
+            await self._redis.aclose()
+        if self._redis_server is not None:
+            self._redis_server.stop()
         self._log_dir.cleanup()
 
 

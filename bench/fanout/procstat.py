@@ -32,3 +32,10 @@ def pin(pids: list[int], cpus: set[int], niceness: int) -> None:
         for task in Path(f"/proc/{pid}/task").iterdir():
             os.sched_setaffinity(int(task.name), cpus)
             os.setpriority(os.PRIO_PROCESS, int(task.name), niceness)
+
+
+def renice(pids: list[int], niceness: int) -> None:
+    """Every thread of the processes at this niceness, on whatever cores the kernel picks."""
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            os.setpriority(os.PRIO_PROCESS, int(task.name), niceness)

@@ -46,18 +46,47 @@ def table(results: list[dict[str, Any]]) -> str:
               f"{'p50/p99/p99.9 ms @90 %':>22} | {'RSS/track KiB':>13} | {'idle RSS MiB':>12} | stopped by")
     lines = [header, "-" * len(header)]
     for result in results:
+        label = f"{result['target']} x{result['workers']}" if "workers" in result else result["target"]
         if not result["available"]:
-            lines.append(f"{result['target']:<12} | not measured: {result['reason']}")
+            lines.append(f"{label:<12} | not measured: {result['reason']}")
             continue
         s = result["summary"]
         at50 = "/".join(_cell(s[f"{n}_ms_at_50"], 2) for n in ("p50", "p99", "p99.9"))
         at90 = "/".join(_cell(s[f"{n}_ms_at_90"], 2) for n in ("p50", "p99", "p99.9"))
         lines.append(
-            f"{result['target']:<12} | {s['forwarded_packets_per_s']:>9.0f} | {_cell(s['sfu_cpu_us_per_packet'], 1):>10} | "
+            f"{label:<12} | {s['forwarded_packets_per_s']:>9.0f} | {_cell(s['sfu_cpu_us_per_packet'], 1):>10} | "
             f"{_cell(s['packets_per_s_per_core'], 0):>10} | "
             f"{at50:>22} | {at90:>22} | {s['rss_per_track_kib']:>13.1f} | {s['idle_rss_mib']:>12.1f} | {result['stop_reason']}"
         )
     return "\n".join(lines)
+
+
+def workers_table(results: list[dict[str, Any]]) -> str:
+    """A row per worker count (where each saturated, what it cost, who had the CPU), then the scaling ratio."""
+    header = (f"{'workers':>7} | {'fwd pkt/s':>9} | {'rooms':>5} | {'delivery':>8} | {'SFU cores':>9} | {'CPU µs/pkt':>10} | "
+              f"{'generator cores':>15} | rooms per worker | stopped by")
+    lines = [header, "-" * len(header)]
+    measured = [r for r in results if r["available"]]
+    for result in measured:
+        saturation = result["saturation"]
+        spread = " ".join(str(n) for n in result.get("rooms_per_worker", {}).values()) or "-"
+        lines.append(
+            f"{result['workers']:>7} | {saturation['forwarded_packets_per_s']:>9.0f} | {saturation['rooms']:>5} | "
+            f"{100 * saturation['delivery']:>7.2f}% | {saturation['sfu_cpu_cores']:>9.2f} | "
+            f"{_cell(saturation['sfu_cpu_us_per_packet'], 1):>10} | {saturation['generator_cpu_cores']:>15.2f} | "
+            f"{spread:<16} | {result['stop_reason']}"
+        )
+    one = [r for r in measured if r["workers"] == 1]
+    for result in measured:
+        if one and result["workers"] > 1:
+            ratio = scaling(one[0], result)
+            lines.append(f"{result['workers']} workers forward {ratio:.2f}x what 1 does at saturation")
+    return "\n".join(lines)
+
+
+def scaling(one: dict[str, Any], many: dict[str, Any]) -> float:
+    """Forwarded packets/s at saturation, many workers over one."""
+    return float(many["saturation"]["forwarded_packets_per_s"] / one["saturation"]["forwarded_packets_per_s"])
 
 
 def write(path: Path, results: list[dict[str, Any]], settings: dict[str, Any]) -> None:
