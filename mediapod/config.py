@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import re
 import socket
@@ -250,12 +251,34 @@ class MediaConfig:
             raise ConfigError(f"{self.workers} workers need UDP ports up to {max(last_udp, last_advertised)}, past 65535")
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity, which a cpuset narrows), not merely the host's."""
+def usable_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may use, not merely the host's: its CPU affinity (which a cpuset narrows), and
+    at most its cgroup's CPU quota rounded up (a Kubernetes CPU limit), so a pod limited to 2 CPUs on a
+    64-core host starts 2 workers, not 64."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_quota(cgroup)
+    return max(1, min(cores, math.ceil(quota))) if quota is not None else cores
+
+
+def cgroup_cpu_quota(root: Path) -> float | None:
+    """CPUs the cgroup's quota allows (quota / period): cgroup v2 ``cpu.max``, else v1 ``cpu/cpu.cfs_quota_us``;
+    None when unlimited or unreadable."""
+    try:
+        quota, _, period = (root / "cpu.max").read_text().partition(" ")
+        if quota.strip() == "max":
+            return None
+        return int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
 
 
 def detect_ip() -> str:

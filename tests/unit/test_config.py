@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from mediapod import config
 from mediapod.config import DEV_API_KEY, ConfigError, load_config
 
 
@@ -123,3 +125,30 @@ def test_more_than_one_worker_without_redis_is_refused_with_the_reason() -> None
 def test_workers_udp_ports_must_fit_below_65536() -> None:
     with pytest.raises(ConfigError, match="UDP ports up to 65536"):
         load_config(["--dev", "--redis-address", "r:1", "--workers", "2", "--udp-port", "65535"], env={})
+
+
+@pytest.mark.parametrize(
+    ("files", "quota"),
+    [
+        ({"cpu.max": "200000 100000\n"}, 2.0),          # cgroup v2: a 2-CPU limit
+        ({"cpu.max": "150000 100000\n"}, 1.5),
+        ({"cpu.max": "max 100000\n"}, None),           # v2, no limit
+        ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 3.0),  # cgroup v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),    # v1, no limit
+        ({"cpu.max": "garbage"}, None),
+        ({}, None),                                     # no cgroup files at all
+    ],
+)
+def test_cgroup_cpu_quota_reads_v2_and_v1_limits(tmp_path: Path, files: dict[str, str], quota: float | None) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert config.cgroup_cpu_quota(tmp_path) == quota
+
+
+def test_usable_cores_is_at_most_the_cpu_limit_rounded_up(tmp_path: Path) -> None:
+    """A pod limited to 1.5 CPUs runs 2 workers, whatever the host has; without a limit, its affinity counts."""
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert config.usable_cores(tmp_path) == min(2, len(os.sched_getaffinity(0)))
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert config.usable_cores(tmp_path) == len(os.sched_getaffinity(0))
