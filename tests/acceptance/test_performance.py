@@ -70,8 +70,10 @@ def _check_row(row: dict[str, Any], fanout: int) -> None:
     assert row["delivery_min_subscriber"] <= row["delivery"] <= row["delivery_max_subscriber"]
     assert row["subscribers"] == row["rooms"] * fanout
     # One subscriber per room is sampled: it read its share of the packets, and
-    # every packet it read carried a readable send stamp.
-    assert row["sampled_packets"] == pytest.approx(row["received_packets"] / fanout, rel=0.1)
+    # every packet it read carried a readable send stamp. Its count is taken by
+    # asking its process, the others' from shared memory, so the two windows
+    # differ by that round trip: on a busy machine, up to a fifth of a quick window.
+    assert row["sampled_packets"] == pytest.approx(row["received_packets"] / fanout, rel=0.2)
     assert row["undecryptable"] == 0
     assert row["latency_samples"] == row["sampled_packets"]
     latency = row["latency_ms"]
