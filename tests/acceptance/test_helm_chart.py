@@ -252,7 +252,8 @@ async def test_item2_helm_install_creates_crds_operator_and_hostnetwork_daemonse
 
     # Least privilege: outside its grants the operator's account is refused.
     cluster.kubectl("create", "namespace", "elsewhere")
-    as_operator = {"KUBECONFIG": operator_kubeconfig}
+    # HOME set: without one kubectl keeps its discovery cache in ./.kube, the checkout.
+    as_operator = {"KUBECONFIG": operator_kubeconfig, "HOME": str(tmp_path)}
     for verb_args in (["-n", "elsewhere", "get", "secrets"], ["-n", namespace, "get", "secrets"], ["get", "nodes"]):
         refused = subprocess.run([KUBECTL, *verb_args], capture_output=True, text=True,
                                  env={**as_operator, "PATH": "/usr/bin:/bin"}, timeout=30)
