@@ -57,3 +57,23 @@ def test_reusing_a_slot_resets_its_retransmit_budget() -> None:
         sequencer.lookup_for_retransmit(1, now=10.0 + i)
     sequencer.push(out_seq=5, src_seq=5, timestamp=0, layer=0)  # same slot, newer packet
     assert sequencer.lookup_for_retransmit(5, now=20.0) == (5, 0, 0)
+
+
+def test_values_at_the_edges_of_their_fields_are_kept_exactly() -> None:
+    # The ring stores each column in the smallest C type that holds it: 16-bit
+    # source numbers, 32-bit timestamps, extended (signed) munged numbers.
+    sequencer = Sequencer(size=8)
+    sequencer.push(out_seq=65535, src_seq=65535, timestamp=0xFFFFFFFF, layer=2)
+    sequencer.push(out_seq=3, src_seq=0, timestamp=0, layer=0)  # after the wrap: extended 65539
+    assert sequencer.lookup_for_retransmit(65535, now=1.0) == (65535, 0xFFFFFFFF, 2)
+    assert sequencer.lookup_for_retransmit(3, now=1.0) == (0, 0, 0)
+
+
+def test_retransmit_bookkeeping_forgets_packets_the_ring_no_longer_holds() -> None:
+    sequencer = Sequencer(size=4)
+    for out in range(100):
+        sequencer.push(out_seq=out, src_seq=out, timestamp=0, layer=0)
+        assert sequencer.lookup_for_retransmit(out, now=1.0) is not None
+    assert len(sequencer._retransmits) <= 2 * sequencer.size
+    # What it still holds keeps its budget.
+    assert sequencer.lookup_for_retransmit(99, now=1.0 + RETRANSMIT_WINDOW / 2) is None
