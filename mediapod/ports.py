@@ -5,7 +5,9 @@ from __future__ import annotations
 import errno
 import socket
 
-from mediapod.http.server import PortInUse
+
+class PortInUse(OSError):
+    """A port the pod is configured to listen on is taken; the message names it."""
 
 
 def claim_tcp_port(what: str, host: str, port: int) -> int:

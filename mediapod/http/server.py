@@ -14,13 +14,11 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
+from mediapod.ports import PortInUse
+
 # LiveKit's clients never send a signaling frame or Twirp body this large;
 # anything bigger is refused before it is read (Twirp bodies carry metadata).
 MAX_REQUEST_BYTES = 1024 * 1024
-
-
-class PortInUse(OSError):
-    """The configured HTTP port is taken; the message names it."""
 
 
 class HttpServer:
