@@ -146,6 +146,7 @@ class Load:
             "received": received,
             "sfu_cpu": procstat.cpu_seconds(self.target.pids()),
             "generator_cpu": procstat.cpu_seconds(generator),
+            "machine_cpu": procstat.machine_cpu_seconds(),
         }
 
     def _samples(self) -> subscribers.Samples:
@@ -189,6 +190,9 @@ class Load:
             "generator_cores_available": self.generator_cores,
             "sfu_cpu_us_per_packet": 1e6 * sfu_cpu / received if received else None,
             "generator_cpu_cores": (end["generator_cpu"] - start["generator_cpu"]) / wall,
+            # The machine's cores by kind over the window (irq + softirq: the kernel delivering datagrams).
+            "machine_cpu_cores": {kind: (end["machine_cpu"][kind] - start["machine_cpu"][kind]) / wall
+                                  for kind in end["machine_cpu"]},
             "sampled_packets": samples.packets,
             "undecryptable": samples.undecryptable,
             "latency_samples": len(latencies),
@@ -243,7 +247,9 @@ async def _step(load: Load) -> dict[str, Any]:
     row = await load.measure()
     print(f"  {load.label or load.target.name}: {load.rooms} rooms x {load.plan.fanout}: {row['forwarded_packets_per_s']:.0f} pkt/s, "
           f"delivery {100 * row['delivery']:.2f} %, p50 {row['latency_ms']['p50'] or 0:.2f} ms, "
-          f"SFU {100 * row['sfu_cpu_cores']:.0f} % of a core, generator {100 * row['generator_cpu_cores']:.0f} %", flush=True)
+          f"SFU {100 * row['sfu_cpu_cores']:.0f} % of a core, generator {100 * row['generator_cpu_cores']:.0f} %"
+          + (f", irq+softirq {100 * (row['machine_cpu_cores']['irq'] + row['machine_cpu_cores']['softirq']):.0f} %, "
+             f"idle {100 * row['machine_cpu_cores']['idle']:.0f} %" if load.sfu_cores != load.generator_cores else ""), flush=True)
     return row
 
 

@@ -39,3 +39,19 @@ def renice(pids: list[int], niceness: int) -> None:
     for pid in pids:
         for task in Path(f"/proc/{pid}/task").iterdir():
             os.setpriority(os.PRIO_PROCESS, int(task.name), niceness)
+
+
+_MACHINE_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def machine_cpu_seconds() -> dict[str, float]:
+    """The whole machine's CPU time by kind, all cores summed, from /proc/stat.
+
+    Interrupt and softirq time is where the kernel delivers the SFU's
+    datagrams to the receivers' sockets (on a veth pair, in the sender's own
+    system call); with interrupt time accounting it is charged to no process,
+    so the SFU's /proc/<pid>/stat leaves it out. Steal is what the hypervisor
+    gave to other machines.
+    """
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    return {name: int(value) / _TICK for name, value in zip(_MACHINE_FIELDS, fields)}

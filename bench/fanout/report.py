@@ -64,17 +64,18 @@ def table(results: list[dict[str, Any]]) -> str:
 def workers_table(results: list[dict[str, Any]]) -> str:
     """A row per worker count (where each saturated, what it cost, who had the CPU), then the scaling ratio."""
     header = (f"{'workers':>7} | {'fwd pkt/s':>9} | {'rooms':>5} | {'delivery':>8} | {'SFU cores':>9} | {'CPU µs/pkt':>10} | "
-              f"{'generator cores':>15} | rooms per worker | stopped by")
+              f"{'generator cores':>15} | {'irq+softirq cores':>17} | {'idle cores':>10} | rooms per worker | stopped by")
     lines = [header, "-" * len(header)]
     measured = [r for r in results if r["available"]]
     for result in measured:
         saturation = result["saturation"]
         spread = " ".join(str(n) for n in result.get("rooms_per_worker", {}).values()) or "-"
+        machine = saturation["machine_cpu_cores"]
         lines.append(
             f"{result['workers']:>7} | {saturation['forwarded_packets_per_s']:>9.0f} | {saturation['rooms']:>5} | "
             f"{100 * saturation['delivery']:>7.2f}% | {saturation['sfu_cpu_cores']:>9.2f} | "
             f"{_cell(saturation['sfu_cpu_us_per_packet'], 1):>10} | {saturation['generator_cpu_cores']:>15.2f} | "
-            f"{spread:<16} | {result['stop_reason']}"
+            f"{machine['irq'] + machine['softirq']:>17.2f} | {machine['idle']:>10.2f} | {spread:<16} | {result['stop_reason']}"
         )
     one = [r for r in measured if r["workers"] == 1]
     for result in measured:
