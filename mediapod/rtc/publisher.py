@@ -75,8 +75,10 @@ class PublisherConnection:
         # Uplink loss recovery for every stream of this connection (receivers wake it on gaps).
         self.nacks = NackScheduler(self._send_nack, self._count_lost)
         # Congestion feedback: arrivals of transport-wide sequence numbers, reported on a timer while packets come.
+        # The recorder (32 KB of rings) exists once a track negotiates the extension: every participant has
+        # a publisher connection, and most (subscribers only) never publish on it.
         self._twcc_extension_id: int | None = None
-        self._twcc = TwccRecorder()
+        self._twcc: TwccRecorder | None = None
         self._twcc_timer: asyncio.TimerHandle | None = None
 
     def answer(self, offer: SessionDescription, answers: list[AnswerMedia]) -> str:
@@ -115,6 +117,8 @@ class PublisherConnection:
         twcc_id = media.extension_id(TRANSPORT_CC_URI) if self._context.congestion_control else None
         if twcc_id is not None:
             self._twcc_extension_id = twcc_id
+            if self._twcc is None:
+                self._twcc = TwccRecorder()
         level_id = media.extension_id(AUDIO_LEVEL_URI) if media.kind == "audio" else None
         if level_id is not None:
             self._audio_levels[receiver] = AudioLevelTap(level_id)
@@ -159,8 +163,8 @@ class PublisherConnection:
 
     def _note_arrival(self, packet: bytes) -> None:
         """Record the packet's transport-wide sequence number for the next TWCC feedback (every packet counts, padding too)."""
-        extension_id = self._twcc_extension_id
-        if extension_id is None:
+        extension_id, recorder = self._twcc_extension_id, self._twcc
+        if extension_id is None or recorder is None:
             return
         try:
             value = get_header_extension(packet, extension_id)
@@ -168,13 +172,14 @@ class PublisherConnection:
             return
         if value is None or len(value) != 2:
             return
-        self._twcc.on_packet(_U16.unpack(value)[0], time.monotonic())
+        recorder.on_packet(_U16.unpack(value)[0], time.monotonic())
         if self._twcc_timer is None:
             self._twcc_timer = asyncio.get_running_loop().call_later(TWCC_FEEDBACK_INTERVAL, self._send_twcc_feedback)
 
     def _send_twcc_feedback(self) -> None:
         """Report what arrived since the last feedback; the timer stops when nothing did and restarts with the next packet."""
         self._twcc_timer = None
+        assert self._twcc is not None  # the timer starts only from a packet the recorder took
         media_ssrc = next(iter(self._by_ssrc), 0)
         packets = self._twcc.feedback(self.rtcp_ssrc, media_ssrc)
         for packet in packets:

@@ -13,11 +13,12 @@ import struct
 
 import sdp_transform
 
+from mediapod.rtc.publisher import TWCC_FEEDBACK_INTERVAL
 from mediapod.rtc.room import Room
 from mediapod.rtc.track import PublishedTrack
 from tests.support.fake_client import (
-    MID_ID,
     MIC_SSRC,
+    MID_ID,
     REPAIRED_RID_ID,
     RID_ID,
     SCREEN_RTX_SSRC,
@@ -31,6 +32,8 @@ from tests.support.fake_client import (
     rtp,
     rtp_fields,
 )
+
+TWCC_ID = 3  # CHROME_OFFER's a=extmap for transport-wide sequence numbers
 
 
 def track(member: Member, cid: str) -> PublishedTrack:
@@ -190,3 +193,15 @@ async def test_malformed_rtp_on_a_known_ssrc_is_counted_and_dropped(pod: Pod, ro
     assert pod.counters.drops["rtp_malformed"] == 1
     assert pod.counters.rtp_packets_in == 0
     assert 5 not in track(alice, "microphone").receiver.buffer
+
+
+async def test_twcc_rings_exist_only_once_a_track_negotiates_transport_wide_numbers(pod: Pod, room: Room) -> None:
+    # Every participant has a publisher connection; a subscriber-only one must not pay for 32 KB of rings.
+    watcher = join(pod, room, "watcher")
+    assert watcher.participant.publisher._twcc is None
+
+    alice = await publisher(pod, room)
+    alice.publisher.send_rtp(rtp(MIC_SSRC, 100, payload=b"opus frame", extensions={TWCC_ID: struct.pack("!H", 7)}))
+    await asyncio.sleep(TWCC_FEEDBACK_INTERVAL * 2)
+
+    assert pod.counters.congestion_feedback[("twcc", "sent")] >= 1
