@@ -53,7 +53,7 @@ class DtlsCertificate:
     def generate(cls) -> DtlsCertificate:
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "switchboard")])
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         cert = (
             x509.CertificateBuilder()
             .subject_name(name)
@@ -73,6 +73,11 @@ class DtlsCertificate:
     def ssl_context(self) -> SSL.Context:
         ctx = SSL.Context(SSL.DTLS_METHOD)
         ctx.set_options(SSL.OP_NO_TICKET)
+        # One association per PeerConnection, idle after its handshake unless
+        # it carries data channels: without this each keeps its 16 KB read and
+        # write record buffers for life (48 KiB of the 140 KiB an SSL object
+        # holds once connected, measured with glibc's mallinfo2).
+        ctx.set_mode(SSL.MODE_RELEASE_BUFFERS)
         # DTLS 1.2 only (RFC 8827 requires it); pyOpenSSL has no name for the
         # version, so OpenSSL's DTLS1_2_VERSION value is spelled out.
         ctx.set_min_proto_version(DTLS1_2_VERSION)
