@@ -236,9 +236,9 @@ def _saturated(row: dict[str, Any]) -> str | None:
         return f"SFU queueing (p50 latency over {QUEUEING_MS:.0f} ms)"
     if row["generator_cpu_cores"] >= CORE_FULL * generator_cores:
         return "generator core full (the SFU did not saturate)"
-    if sfu_cores + generator_cores > (os.cpu_count() or 1) and (
-        row["sfu_cpu_cores"] + row["generator_cpu_cores"] >= CORE_FULL * (os.cpu_count() or 1)
-    ):
+    cpus = os.cpu_count() or 1
+    # Shared cores: full when none is left idle, whoever has it (the kernel's softirq delivery is no process's).
+    if sfu_cores + generator_cores > cpus and row["machine_cpu_cores"]["idle"] <= (1 - CORE_FULL) * cpus:
         return "machine full (the SFU and the generator share its cores)"
     return None
 
@@ -249,7 +249,7 @@ async def _step(load: Load) -> dict[str, Any]:
           f"delivery {100 * row['delivery']:.2f} %, p50 {row['latency_ms']['p50'] or 0:.2f} ms, "
           f"SFU {100 * row['sfu_cpu_cores']:.0f} % of a core, generator {100 * row['generator_cpu_cores']:.0f} %"
           + (f", irq+softirq {100 * (row['machine_cpu_cores']['irq'] + row['machine_cpu_cores']['softirq']):.0f} %, "
-             f"idle {100 * row['machine_cpu_cores']['idle']:.0f} %" if load.sfu_cores != load.generator_cores else ""), flush=True)
+             f"idle {100 * row['machine_cpu_cores']['idle']:.0f} %" if load.label else ""), flush=True)
     return row
 
 
