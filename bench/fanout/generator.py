@@ -145,6 +145,7 @@ class Load:
             "expected": sent,
             "received": received,
             "sfu_cpu": procstat.cpu_seconds(self.target.pids()),
+            "sfu_wait": procstat.runqueue_wait_seconds(self.target.pids()),
             "generator_cpu": procstat.cpu_seconds(generator),
             "machine_cpu": procstat.machine_cpu_seconds(),
         }
@@ -189,6 +190,8 @@ class Load:
             "sfu_cores_available": self.sfu_cores,
             "generator_cores_available": self.generator_cores,
             "sfu_cpu_us_per_packet": 1e6 * sfu_cpu / received if received else None,
+            # Runnable but not running: an SFU that waits for a CPU is starved, not saturated by its own work.
+            "sfu_runqueue_wait_cores": (end["sfu_wait"] - start["sfu_wait"]) / wall,
             "generator_cpu_cores": (end["generator_cpu"] - start["generator_cpu"]) / wall,
             # The machine's cores by kind over the window (irq + softirq: the kernel delivering datagrams).
             "machine_cpu_cores": {kind: (end["machine_cpu"][kind] - start["machine_cpu"][kind]) / wall
@@ -249,7 +252,8 @@ async def _step(load: Load) -> dict[str, Any]:
           f"delivery {100 * row['delivery']:.2f} %, p50 {row['latency_ms']['p50'] or 0:.2f} ms, "
           f"SFU {100 * row['sfu_cpu_cores']:.0f} % of a core, generator {100 * row['generator_cpu_cores']:.0f} %"
           + (f", irq+softirq {100 * (row['machine_cpu_cores']['irq'] + row['machine_cpu_cores']['softirq']):.0f} %, "
-             f"idle {100 * row['machine_cpu_cores']['idle']:.0f} %" if load.label else ""), flush=True)
+             f"idle {100 * row['machine_cpu_cores']['idle']:.0f} %, SFU waited for a CPU "
+             f"{100 * row['sfu_runqueue_wait_cores']:.0f} % of a core" if load.label else ""), flush=True)
     return row
 
 

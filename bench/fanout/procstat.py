@@ -17,6 +17,15 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / _TICK
 
 
+def runqueue_wait_seconds(pids: list[int]) -> float:
+    """Time the processes' threads were runnable but waiting for a CPU (/proc/<pid>/task/<tid>/schedstat)."""
+    total = 0
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
 def rss_bytes(pids: list[int]) -> int:
     total = 0
     for pid in pids:
@@ -47,11 +56,12 @@ _MACHINE_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq",
 def machine_cpu_seconds() -> dict[str, float]:
     """The whole machine's CPU time by kind, all cores summed, from /proc/stat.
 
-    Interrupt and softirq time is where the kernel delivers the SFU's
-    datagrams to the receivers' sockets (on a veth pair, in the sender's own
-    system call); with interrupt time accounting it is charged to no process,
-    so the SFU's /proc/<pid>/stat leaves it out. Steal is what the hypervisor
-    gave to other machines.
+    Softirq time is where the kernel delivers the SFU's datagrams to the
+    receivers' sockets (on a veth pair, in the sender's own system call);
+    this kernel's tick accounting also charges it to the process it
+    interrupted, so it is part of the SFU's /proc/<pid>/stat as well. What
+    the processes measured do not account for is other work on the machine;
+    steal is what the hypervisor gave to other machines.
     """
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     return {name: int(value) / _TICK for name, value in zip(_MACHINE_FIELDS, fields)}

@@ -64,18 +64,19 @@ def table(results: list[dict[str, Any]]) -> str:
 def workers_table(results: list[dict[str, Any]]) -> str:
     """A row per worker count (where each saturated, what it cost, who had the CPU), then the scaling ratio."""
     header = (f"{'workers':>7} | {'fwd pkt/s':>9} | {'rooms':>5} | {'delivery':>8} | {'SFU cores':>9} | {'CPU µs/pkt':>10} | "
-              f"{'generator cores':>15} | {'irq+softirq cores':>17} | {'idle cores':>10} | rooms per worker | stopped by")
+              f"{'generator cores':>15} | {'irq+softirq cores':>17} | {'other cores':>11} | {'idle cores':>10} | {'SFU waiting':>11} | rooms per worker | stopped by")
     lines = [header, "-" * len(header)]
     measured = [r for r in results if r["available"]]
     for result in measured:
         saturation = result["saturation"]
         spread = " ".join(str(n) for n in result.get("rooms_per_worker", {}).values()) or "-"
         machine = saturation["machine_cpu_cores"]
+        kernel = machine["irq"] + machine["softirq"]
         lines.append(
             f"{result['workers']:>7} | {saturation['forwarded_packets_per_s']:>9.0f} | {saturation['rooms']:>5} | "
             f"{100 * saturation['delivery']:>7.2f}% | {saturation['sfu_cpu_cores']:>9.2f} | "
             f"{_cell(saturation['sfu_cpu_us_per_packet'], 1):>10} | {saturation['generator_cpu_cores']:>15.2f} | "
-            f"{machine['irq'] + machine['softirq']:>17.2f} | {machine['idle']:>10.2f} | {spread:<16} | {result['stop_reason']}"
+            f"{kernel:>17.2f} | {other_cores(saturation):>11.2f} | {machine['idle']:>10.2f} | {_cell(saturation.get('sfu_runqueue_wait_cores'), 2):>11} | {spread:<16} | {result['stop_reason']}"
         )
     one = [r for r in measured if r["workers"] == 1]
     for result in measured:
@@ -83,6 +84,17 @@ def workers_table(results: list[dict[str, Any]]) -> str:
             lines.append(f"{result['workers']} workers forward {scaling(one[0], result):.2f}x what 1 does at saturation "
                          f"({scaling(one[0], result, offered=True):.2f}x counting no window above what was offered)")
     return "\n".join(lines)
+
+
+def other_cores(row: dict[str, Any]) -> float:
+    """Cores busy with neither the SFU nor the generator in a window: other work on the machine.
+
+    Interrupt time counts: the kernel's tick accounting charges it to the
+    process it interrupted, mostly the SFU, whose sends it is delivering.
+    """
+    machine = row["machine_cpu_cores"]
+    busy = machine["user"] + machine["nice"] + machine["system"] + machine["irq"] + machine["softirq"]
+    return float(busy - row["sfu_cpu_cores"] - row["generator_cpu_cores"])
 
 
 def scaling(one: dict[str, Any], many: dict[str, Any], offered: bool = False) -> float:
