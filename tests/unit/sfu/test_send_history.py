@@ -33,3 +33,10 @@ def test_numbers_never_sent_or_long_forgotten_are_left_out() -> None:
 
 def test_feedback_before_anything_was_sent_matches_nothing() -> None:
     assert SendHistory().results(feedback(0, [0, None])) == []
+
+
+def test_the_largest_datagram_size_is_kept_exactly() -> None:
+    history = SendHistory()
+    history.record(7, 1.0, 65_507)  # the largest UDP payload: sizes are stored in 16 bits
+
+    assert [r.size for r in history.results(feedback(7, [0]))] == [65_507]
