@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 CLONE_NEWNET = 0x40000000
 SFU_IP, GENERATOR_IP = "10.77.0.1", "10.77.0.2"
+PREFIX = "sbfanout-"  # and the pid of the bench that made it
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,21 @@ def _setns(path: str) -> None:
             raise OSError(ctypes.get_errno(), f"setns {path}")
 
 
+def _remove_stale() -> None:
+    """Delete the namespaces of benches that were killed before they could (their pid is gone)."""
+    listed = subprocess.run(["ip", "netns", "list"], check=False, capture_output=True, text=True)
+    for line in listed.stdout.splitlines():
+        name = line.split(" ", 1)[0]
+        pid = name.removeprefix(PREFIX)
+        if name.startswith(PREFIX) and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+
+
 @contextlib.contextmanager
 def bench_network() -> Iterator[Network]:
     """Enter a fresh namespace with the veth pair, or fall back to loopback (say so) when that is not allowed."""
-    name = f"sbfanout-{os.getpid()}"
+    _remove_stale()
+    name = f"{PREFIX}{os.getpid()}"
     try:
         subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError) as error:
