@@ -13,6 +13,7 @@ import logging
 import signal
 from collections.abc import Callable
 from functools import partial
+from typing import TYPE_CHECKING
 
 import grpc
 from livekit.protocol import models as lk_models
@@ -20,7 +21,6 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from mediapod import auth
 from mediapod.banner import Serving, print_banner
-from mediapod.cluster import Cluster
 from mediapod.config import MediaConfig
 from mediapod.http.dev_page import DevPage
 from mediapod.http.server import HttpServer
@@ -55,6 +55,9 @@ from mediapod.signal.session import SERVER_VERSION, SessionHost
 from mediapod.webhook.events import WebhookEvents
 from mediapod.webhook.notifier import WebhookNotifier
 
+if TYPE_CHECKING:
+    from mediapod.cluster import Cluster
+
 log = logging.getLogger("mediapod")
 
 # Time given to participants to receive their leave before the process exits.
@@ -87,10 +90,13 @@ async def serve(config: MediaConfig, on_ready: Callable[[Serving], None] | None 
     verifier = auth.TokenVerifier(config.keys)
     sessions = SessionHost(node, data_codecs={LIVEKIT_DATA_FORMAT: LiveKitDataCodec()})
     local_rooms = RoomAdmin(node)
-    # With a Redis address the pod is one node of a cluster; without, it hosts every room itself.
-    cluster = (
-        await Cluster.start(config, node, verifier, sessions, local_rooms, agent_bus, agents) if agent_bus is not None else None
-    )
+    # With a Redis address the pod is one node of a cluster; without, it hosts every room itself
+    # (and never imports Redis's client: 4 MiB of an idle --dev pod).
+    cluster: Cluster | None = None
+    if agent_bus is not None:
+        from mediapod.cluster import Cluster
+
+        cluster = await Cluster.start(config, node, verifier, sessions, local_rooms, agent_bus, agents)
     router = cluster.router if cluster else LocalRouter(config.node_id)
     gateway = SignalGateway(sessions, router, verifier, forwarder=cluster.relay if cluster else None)
     if not config.dev:
