@@ -25,7 +25,7 @@ from mediapod.sfu.buffer import PacketBuffer
 from mediapod.sfu.extpacket import ExtPacket, describe_vp8
 from mediapod.sfu.forwarder import DROP, FORWARD, SKIP, Forwarder
 from mediapod.sfu.rtpmunger import RtpMunger
-from mediapod.sfu.sequencer import Sequencer
+from mediapod.sfu.sequencer import AUDIO_SIZE, DEFAULT_SIZE, Sequencer
 
 _FIXED = struct.Struct("!BBHII")
 _X = 0x10  # header extension bit of the first RTP byte
@@ -114,7 +114,7 @@ class DownTrack:
         self.kind = kind
         self.cname = cname
         self.forwarder = forwarder
-        self.sequencer = Sequencer()
+        self.sequencer = Sequencer(AUDIO_SIZE if kind == "audio" else DEFAULT_SIZE)
         self.packets_sent = 0
         self.octets_sent = 0
         self._send = send

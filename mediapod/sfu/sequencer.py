@@ -25,6 +25,9 @@ from array import array
 from mediapod.rtp.packet import extend_sequence_number
 
 DEFAULT_SIZE = 500
+# Audio sends about 50 packets a second: 128 slots remember 2.5 s, far more
+# than any round trip a NACK could come back in, at a quarter of the bytes.
+AUDIO_SIZE = 128
 # LiveKit's defaults: one retransmission per 100 ms window, three in all.
 RETRANSMIT_WINDOW = 0.1
 MAX_RETRANSMITS = 3

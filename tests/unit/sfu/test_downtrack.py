@@ -16,6 +16,7 @@ from mediapod.sfu.buffer import PacketBuffer
 from mediapod.sfu.downtrack import TWCC_SEQUENCE_OFFSET, DownTrack
 from mediapod.sfu.extpacket import describe_vp8
 from mediapod.sfu.forwarder import Forwarder
+from mediapod.sfu.sequencer import AUDIO_SIZE, DEFAULT_SIZE
 
 # VP8 payload descriptor (S=1, PID=0) + a key frame's first byte (P bit 0) / a delta frame's (P bit 1).
 VP8_KEY = bytes([0x10, 0x00]) + b"keyframe-bytes"
@@ -346,3 +347,14 @@ def test_nack_for_a_packet_no_longer_buffered_is_counted_as_a_miss() -> None:
     downtrack.retransmit([wire.packets[0].sequence_number], now=100.0)
     assert counters.nack_misses == 1 and counters.retransmitted_packets == 0
     assert len(wire.raw) == 8
+
+
+
+def test_an_audio_downtrack_remembers_fewer_packets_for_nacks_than_a_video_one() -> None:
+    """Audio's 50 packets a second need a shorter ring for the same time: less memory per subscribed audio track."""
+    source, wire = Source(), Wire()
+    audio = DownTrack(
+        kind="audio", payload_type=111, clock_rate=48_000, send=wire.send, buffers=source.buffers,
+        counters=MediaCounters(), forwarder=Forwarder(1, None), cname="test",
+    )
+    assert audio.sequencer.size == AUDIO_SIZE < video_downtrack(source, wire).sequencer.size == DEFAULT_SIZE
