@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -11,6 +12,18 @@ from redis.asyncio import Redis
 from mediapod.config import DEV_API_KEY, DEV_API_SECRET
 from tests.support.mediapod_process import MediaPodProcess
 from tests.support.redis_server import RedisServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let Ctrl-C reach the programs the tests start, as it does from a terminal.
+
+    A suite started as a background job of a script (``.ci/run ... &``)
+    inherits SIGINT ignored, and so would every program it starts: ``sbctl
+    room join`` would then stay on the Ctrl-C the tests send it. A handler
+    installed here becomes the default action in each child.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
