@@ -134,7 +134,7 @@ def test_item4_readme_shows_one_full_run_beside_janus_and_mediasoup_and_how_to_r
         assert cells[4].startswith(f"{summary['p50_ms_at_50']:.2f} / "), (cells[4], summary)
 
 
-def test_item_3_optimised_hot_path_forwards_byte_identical_packets_to_the_previous_implementation() -> None:
+def test_item3_optimised_hot_path_forwards_byte_identical_packets_to_the_previous_implementation() -> None:
     """The recorded simulcast camera and microphone, replayed through today's forwarding core, give each subscriber
     the very packets the implementation before the hot-path work gave it (bench/hotpath/reference.txt names its
     commit): sequence number, timestamp, SSRC, payload type, marker, payload, read by aiortc's RTP parser, and a hash
@@ -183,7 +183,7 @@ async def _decodes(session: client.Session) -> bool:
     return counts.get("video", 0) >= 20 and counts.get("audio", 0) >= 40
 
 
-async def test_item_2_rooms_spread_over_two_workers_and_a_dead_worker_is_restarted_with_its_rooms_reported_gone(
+async def test_item2_rooms_spread_over_two_workers_and_a_dead_worker_is_restarted_with_its_rooms_reported_gone(
     redis_server: RedisServer, redis: Redis, tmp_path: Path
 ) -> None:
     """`--workers 2`: each worker is a node of the routing table (its pod named, its own UDP port); with one room
