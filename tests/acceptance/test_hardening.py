@@ -224,7 +224,9 @@ async def _maximum_offer(limits: LimitsConfig) -> str:
     sdp = await _aiortc_offer(audio=limits.max_sdp_media // 2, video=limits.max_sdp_media - limits.max_sdp_media // 2)
     head, _, media = sdp.partition("\r\nm=")
     pad_line = "a=x-padding:" + "p" * 60 + "\r\n"
-    room = limits.max_sdp_size - len(sdp.encode()) - 2
+    # The offer is the aiortc SDP plus the padding (the "\r\nm=" taken out is put back), so whole
+    # padding lines up to the limit leave less than one line of room, whatever the SDP's length.
+    room = limits.max_sdp_size - len(sdp.encode())
     padding = pad_line * (room // len(pad_line))
     offer = f"{head}\r\n{padding}m={media}"
     assert limits.max_sdp_size - len(pad_line) < len(offer.encode()) <= limits.max_sdp_size
