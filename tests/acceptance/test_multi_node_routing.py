@@ -27,6 +27,7 @@ from mediapod.routing.selector import Limits, selectable
 from tests.support.mediapod_process import MediaPodProcess
 from tests.support.peers import count_frames, eventually
 from tests.support.redis_server import RedisServer
+from tests.support.routing_table import registered_nodes, room_host
 
 HEARTBEAT = 1.0
 STALE = 5.0  # with a 1 s heartbeat: room for a CI machine slowed by load
@@ -85,16 +86,6 @@ async def create_room(pod: MediaPodProcess, name: str, **settings: int) -> str:
     return room.node_id
 
 
-async def nodes_in_redis(redis: Redis) -> dict[str, node_pb2.Node]:
-    raw = await redis.hgetall(registry.NODES)
-    return {k.decode(): node_pb2.Node.FromString(v) for k, v in raw.items()}
-
-
-async def room_host(redis: Redis, room: str) -> str | None:
-    value = await redis.hget(registry.ROOM_NODE_MAP, room)
-    return value.decode() if value is not None else None
-
-
 def host_candidate_port(sdp: str) -> set[int]:
     return {int(line.split()[5]) for line in sdp.splitlines() if line.startswith("a=candidate:") and "typ host" in line}
 
@@ -126,7 +117,7 @@ async def test_1_publisher_on_a_and_subscriber_on_c_exchange_media_in_a_room_hos
             assert c.metric("switchboard_rtp_packets_forwarded_total") == 0
 
             assert await room_host(redis, room) == b.node_id
-            nodes = await nodes_in_redis(redis)
+            nodes = await registered_nodes(redis)
             assert sorted(nodes) == ["node-1", "node-2", "node-3"]
             for node in nodes.values():
                 assert node.state == node_pb2.SERVING
@@ -169,7 +160,7 @@ async def test_3_a_killed_host_leaves_the_selector_within_10s_and_its_room_moves
     cluster.pod(host).kill()
 
     async def gone_from_selector() -> bool:
-        return host not in [n.id for n in selectable((await nodes_in_redis(redis)).values(), time.time(), Limits(stale_timeout=STALE))]
+        return host not in [n.id for n in selectable((await registered_nodes(redis)).values(), time.time(), Limits(stale_timeout=STALE))]
 
     took = await eventually(gone_from_selector, timeout=10)
     assert took < 10
@@ -200,7 +191,7 @@ async def test_4_sigterm_drains_the_node_which_keeps_its_room_until_empty_then_e
     draining.process.send_signal(signal.SIGTERM)
 
     async def is_draining() -> bool:
-        node = (await nodes_in_redis(redis)).get(host)
+        node = (await registered_nodes(redis)).get(host)
         return node is not None and node.state == node_pb2.DRAINING
 
     await eventually(is_draining, timeout=5)
@@ -250,7 +241,7 @@ async def test_5_redis_down_5s_and_back_empty_media_keeps_flowing_and_routing_re
         assert not await redis.exists("outage-marker")
 
         async def routing_is_back() -> bool:
-            nodes = await nodes_in_redis(redis)
+            nodes = await registered_nodes(redis)
             fresh = [n for n in nodes.values() if time.time() - n.stats.updated_at / 1000 < STALE]
             return len(fresh) == 3 and await room_host(redis, room) == host
 
@@ -272,7 +263,7 @@ async def test_6_a_join_when_every_node_is_draining_or_full_gets_a_clear_error_f
     first = await create_room(pods[0], room_name())
 
     async def first_is_full() -> bool:
-        node = (await nodes_in_redis(redis)).get(first)
+        node = (await registered_nodes(redis)).get(first)
         return node is not None and node.stats.num_rooms == 1
 
     await eventually(first_is_full, timeout=5)
@@ -283,7 +274,7 @@ async def test_6_a_join_when_every_node_is_draining_or_full_gets_a_clear_error_f
     draining.process.send_signal(signal.SIGTERM)  # it keeps its (empty) room, so it stays up draining
 
     async def is_draining() -> bool:
-        node = (await nodes_in_redis(redis)).get(second)
+        node = (await registered_nodes(redis)).get(second)
         return node is not None and node.state == node_pb2.DRAINING
 
     await eventually(is_draining, timeout=5)

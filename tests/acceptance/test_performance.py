@@ -32,13 +32,8 @@ from tests.support.livekit_sdk import SdkClient, sdk_token
 from tests.support.mediapod_process import MediaPodProcess
 from tests.support.peers import count_frames, eventually
 from tests.support.redis_server import RedisServer
-from tests.support.worker_pod import (
-    create_room,
-    list_rooms,
-    registered_nodes,
-    room_host,
-    worker_pids,
-)
+from tests.support.routing_table import registered_nodes, room_host
+from tests.support.worker_pod import create_room, list_rooms, worker_pids
 
 ROOT = Path(__file__).resolve().parents[2]
 MEDIASOUP_WORKER = (

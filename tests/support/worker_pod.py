@@ -6,27 +6,15 @@ import re
 
 import grpc
 from livekit import api
-from redis.asyncio import Redis
 
 from mediapod.config import DEV_API_KEY, DEV_API_SECRET
-from mediapod.protocol import node_pb2, room_service_pb2, room_service_pb2_grpc
-from mediapod.routing import registry
+from mediapod.protocol import room_service_pb2, room_service_pb2_grpc
 from tests.support.mediapod_process import MediaPodProcess
 
 
 def worker_pids(pod: MediaPodProcess) -> dict[str, int]:
     """Worker node id -> pid of its latest process, from the supervisor's log."""
     return {node: int(pid) for node, pid in re.findall(r"worker (\S+) started \(pid (\d+)\)", pod.log_text())}
-
-
-async def registered_nodes(redis: Redis) -> dict[str, node_pb2.Node]:
-    raw = await redis.hgetall(registry.NODES)
-    return {k.decode(): node_pb2.Node.FromString(v) for k, v in raw.items()}
-
-
-async def room_host(redis: Redis, room: str) -> str | None:
-    value = await redis.hget(registry.ROOM_NODE_MAP, room)
-    return value.decode() if value is not None else None
 
 
 def _admin(pod: MediaPodProcess) -> tuple[tuple[str, str]]:
