@@ -36,7 +36,7 @@ from mediapod.routing import registry
 from tests.support.mediapod_process import MediaPodProcess
 from tests.support.raw_signal import RawSignalStream
 from tests.support.redis_server import RedisServer
-from tests.support.worker_pod import registered_nodes
+from tests.support.routing_table import registered_nodes
 
 TIMEOUT = 20.0
 # Workers refresh their rooms in the routing table this often; the selector
