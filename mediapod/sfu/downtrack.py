@@ -187,6 +187,18 @@ class DownTrack:
         self.octets_sent += header.payload_end - header.header_size
         self._send(self._munge(ext.packet, header, seq, ts, ext if self._rewrites_payload else None))
 
+    def skip_padding(self, ext: ExtPacket) -> None:
+        """A padding-only packet of the track: never sent on, and later packets of the layer sent move down one.
+
+        libwebrtc pads its bandwidth probes on the media SSRC of whatever it
+        publishes, audio included (seen from LiveKit's SDK). Padding carries
+        nothing a subscriber can use, and to some decoders an empty payload
+        is harmful: aiortc's Opus decoder takes it for end of stream and
+        decodes nothing after it. The subscriber's own probes are ours to send.
+        """
+        if ext.layer == self.forwarder.current_spatial:
+            self._munger.skip(ext)
+
     def _munge(
         self, packet: bytes, header: RtpHeader, seq: int, ts: int, ext: ExtPacket | None, retransmission: bool = False
     ) -> bytearray:

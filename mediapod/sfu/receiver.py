@@ -178,6 +178,10 @@ class TrackReceiver:
         if self.muted or not downtracks:
             return
         ext = self._describe(packet, header, arrival, self.layer, extended)
+        if header.payload_end == header.header_size:
+            for downtrack in downtracks:
+                downtrack.skip_padding(ext)
+            return
         for downtrack in downtracks:
             downtrack.write(ext)
 

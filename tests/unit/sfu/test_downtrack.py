@@ -16,6 +16,7 @@ from mediapod.sfu.buffer import PacketBuffer
 from mediapod.sfu.downtrack import TWCC_SEQUENCE_OFFSET, DownTrack
 from mediapod.sfu.extpacket import describe_vp8
 from mediapod.sfu.forwarder import Forwarder
+from mediapod.sfu.receiver import TrackReceiver
 from mediapod.sfu.sequencer import AUDIO_SIZE, DEFAULT_SIZE
 
 # VP8 payload descriptor (S=1, PID=0) + a key frame's first byte (P bit 0) / a delta frame's (P bit 1).
@@ -358,3 +359,30 @@ def test_an_audio_downtrack_remembers_fewer_packets_for_nacks_than_a_video_one()
         counters=MediaCounters(), forwarder=Forwarder(1, None), cname="test",
     )
     assert audio.sequencer.size == AUDIO_SIZE < video_downtrack(source, wire).sequencer.size == DEFAULT_SIZE
+
+
+def test_padding_only_packets_are_not_forwarded_and_leave_no_gap() -> None:
+    """libwebrtc pads its probes on the audio SSRC too; an empty Opus payload ends aiortc's decoder, so none is sent.
+
+    Through a real TrackReceiver, as in the pod: media, padding, media,
+    padding, media arrive; the subscriber gets the three media packets with
+    consecutive numbers, each with its payload, as aiortc parses them.
+    """
+    receiver = TrackReceiver("TR_audio", "audio", "audio/opus", 48_000, 0xAAAA, lambda ssrc: None)
+    wire = Wire()
+    audio = DownTrack(
+        kind="audio", payload_type=111, clock_rate=48_000, send=wire.send, buffers=(receiver.buffer,),
+        counters=MediaCounters(), forwarder=Forwarder(1, None), cname="test",
+    )
+    audio.bind()
+    receiver.add_downtrack(audio)
+    for seq in range(5):
+        payload = b"" if seq % 2 else b"opus-frame-%d" % seq
+        packet = RtpPacket(
+            payload_type=111, sequence_number=seq, timestamp=960 * seq, ssrc=0xAAAA, payload=payload,
+            padding_size=0 if payload else 40,
+        ).serialize()
+        receiver.on_rtp(packet, RtpHeader.parse(packet), time.monotonic())
+    packets = wire.packets
+    assert [p.payload for p in packets] == [b"opus-frame-0", b"opus-frame-2", b"opus-frame-4"]
+    assert steps([p.sequence_number for p in packets]) == [1, 1]

@@ -21,6 +21,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.packets: list[ExtPacket] = []
+        self.padding: list[ExtPacket] = []
         self.muted = 0
         self.unmuted = 0
 
@@ -30,6 +31,9 @@ class Recorder:
 
     def write(self, ext: ExtPacket) -> None:
         self.packets.append(ext)
+
+    def skip_padding(self, ext: ExtPacket) -> None:
+        self.padding.append(ext)
 
     def mute(self) -> None:
         self.muted += 1
@@ -111,9 +115,22 @@ def test_vp8_keyframe_temporal_layer_and_field_offsets_are_found() -> None:
 
 
 def test_malformed_vp8_gets_safe_facts_and_is_still_handed_on() -> None:
-    for payload in (b"", b"\x90", b"\x90\xe0\x81", SIMULCAST_KEY[:6]):  # empty, X byte missing, cut picture id, no VP8 data
+    for payload in (b"\x90", b"\x90\xe0\x81", SIMULCAST_KEY[:6]):  # X byte missing, cut picture id, no VP8 data
         ext = described(payload)
         assert (ext.keyframe, ext.temporal, ext.picture_id_at, ext.tl0picidx_at) == (False, 0, -1, -1), payload
+
+
+def test_a_packet_without_payload_is_padding_every_downtrack_skips() -> None:
+    receiver = video_receiver([])
+    first, second = Recorder(), Recorder()
+    receiver.add_downtrack(first)  # type: ignore[arg-type]
+    receiver.add_downtrack(second)  # type: ignore[arg-type]
+    for seq, payload in enumerate((VP8_DELTA, b"", VP8_DELTA)):
+        receive(receiver, seq, payload=payload)
+    for recorder in (first, second):
+        assert recorder.sequence_numbers == [0, 2]
+        assert [ext.header.sequence_number for ext in recorder.padding] == [1]
+    assert receiver.buffer.get(1) is not None, "still buffered and counted like any packet"
 
 
 def test_h264_keyframes_are_found_by_its_detector_and_audio_has_no_facts() -> None:
