@@ -78,10 +78,9 @@ async def watch_video_under_loss(pod: MediaPodProcess, relay: LossyRelay) -> tup
         await publisher.publish(NoisyVideoTrack())
         async with await client.connect(pod.grpc_target, pod.token(room, "sub")) as subscriber:
             [remote] = await subscriber.wait_for_tracks(1)
-            rtx = rtx_payload_types(subscriber.subscriber_pc.remoteDescription.sdp)
-            assert rtx, "the subscriber offer negotiates RTX for video"
+            assert rtx_payload_types(subscriber.subscriber_pc.remoteDescription.sdp), "the subscriber offer negotiates RTX"
             assert (await count_frames([remote], {"video": 10}, timeout=10))["video"] == 10
-            probe = RtpProbe(rtx_payload_types=rtx)
+            probe = RtpProbe()
             probe.attach(remote.receiver)
             started = time.monotonic()
             frames = (await count_frames([remote], {"video": 10_000}, timeout=WINDOW)).get("video", 0)

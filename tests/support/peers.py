@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import av
-from aiortc import RTCRtpReceiver
+from aiortc import RTCRtpCodecParameters, RTCRtpReceiver
+from aiortc.codecs import is_rtx
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
 from aiortc.rtp import RtpPacket
@@ -92,25 +93,30 @@ class RtpArrival:
 class RtpProbe:
     """Records every RTP packet an aiortc receiver gets, after SRTP and before jitter buffering.
 
-    Packets with a payload type in ``rtx_payload_types`` are retransmissions
-    (RFC 4588): their original sequence number is recorded in ``recovered``
-    under the primary SSRC of the same receiver, since one subscribed track
-    has one primary stream.
+    Packets of a payload type the receiver negotiated as rtx (RFC 4588, as
+    aiortc reads its SDP) are retransmissions: their original sequence number
+    is recorded in ``recovered`` under the primary SSRC of the same receiver,
+    since one subscribed track has one primary stream. An rtx packet too
+    short to carry one is padding (a bandwidth probe) and recorded nowhere.
+    Any subscriber may get either: a datagram lost on a busy machine's
+    loopback is NACKed and repaired like any other.
     """
 
-    rtx_payload_types: set[int] = field(default_factory=set)
     sequence_numbers: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
     recovered: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
     arrivals: list[RtpArrival] = field(default_factory=list)
 
     def attach(self, receiver: RTCRtpReceiver) -> None:
         original = receiver._handle_rtp_packet
+        # aiortc's payload type -> codec map, filled from the SDP before the track exists (stand-ins may have none).
+        negotiated: dict[int, RTCRtpCodecParameters] = getattr(receiver, "_RTCRtpReceiver__codecs", {})
         primary: list[int] = []  # this receiver's primary SSRC, once one arrived
 
         async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
-            if packet.payload_type in self.rtx_payload_types and len(packet.payload) >= 2:
+            codec = negotiated.get(packet.payload_type)
+            if codec is not None and is_rtx(codec):
                 # A repair of a packet from before the probe saw its stream cannot be placed; skip it.
-                if primary:
+                if primary and len(packet.payload) >= 2:
                     self.recovered[primary[-1]].append(int.from_bytes(packet.payload[:2], "big"))
             else:
                 primary[:] = [packet.ssrc]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import av
 import pytest
+from aiortc import RTCRtpCodecParameters
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtp import RtpPacket
 
@@ -77,9 +78,15 @@ def test_coverage_is_distinct_numbers_over_the_range_they_span() -> None:
 
 @dataclass
 class FakeReceiver:
-    """Stands in for aiortc's RTCRtpReceiver: records what the probe passes on."""
+    """Stands in for aiortc's RTCRtpReceiver: the codecs it negotiated (VP8 and its rtx), what the probe passes on."""
 
     passed_on: list[int] = field(default_factory=list)
+    _RTCRtpReceiver__codecs: dict[int, RTCRtpCodecParameters] = field(
+        default_factory=lambda: {
+            96: RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90_000, payloadType=96),
+            RTX_PT: RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90_000, payloadType=RTX_PT, parameters={"apt": 96}),
+        }
+    )
 
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         self.passed_on.append(packet.sequence_number)
@@ -102,7 +109,7 @@ def rtx(ssrc: int, seq: int, original: int) -> RtpPacket:
 
 
 def test_probe_counts_gaps_per_ssrc_and_credits_retransmissions_to_their_receivers_stream() -> None:
-    probe = RtpProbe(rtx_payload_types={RTX_PT})
+    probe = RtpProbe()
     camera, screen = FakeReceiver(), FakeReceiver()
     probe.attach(camera)  # type: ignore[arg-type]
     probe.attach(screen)  # type: ignore[arg-type]
@@ -115,8 +122,19 @@ def test_probe_counts_gaps_per_ssrc_and_credits_retransmissions_to_their_receive
     assert camera.passed_on == [65534, 0, 500, 1, 1], "every packet still reaches aiortc"
 
 
+def test_rtx_padding_is_neither_a_stream_nor_a_repair() -> None:
+    """A bandwidth probe's padding on the rtx stream (no original sequence number) is left out of the counts."""
+    probe = RtpProbe()
+    receiver = FakeReceiver()
+    probe.attach(receiver)  # type: ignore[arg-type]
+    padding = RtpPacket(payload_type=RTX_PT, sequence_number=900, ssrc=11, payload=b"")
+    deliver(receiver, [video(1, 1), padding, video(1, 2)])
+    assert probe.sequence_numbers == {1: [1, 2]} and probe.recovered == {}
+    assert probe.received_fraction() == 1.0
+
+
 def test_probe_received_fraction_counts_retransmissions() -> None:
-    probe = RtpProbe(rtx_payload_types={RTX_PT})
+    probe = RtpProbe()
     receiver = FakeReceiver()
     probe.attach(receiver)  # type: ignore[arg-type]
     deliver(receiver, [video(1, n) for n in range(100) if n not in (10, 20)] + [rtx(11, 0, 10)])
